@@ -1,0 +1,8 @@
+/* giro.http — placeholder until its implementation lands (see the issue). */
+#include "giro.h"
+
+int luaopen_giro_http(lua_State *L)
+{
+    lua_newtable(L);
+    return 1;
+}

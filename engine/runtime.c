@@ -1,0 +1,167 @@
+/*
+ * The Lua host: one state per process (rule sandboxes live inside it, see
+ * sandbox.c), the giro modules registered in package.preload, and the paths
+ * to giro's own Lua library and rules, found relative to the executable so
+ * giro runs from any directory and after `make install`.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <lualib.h>
+#include "giro.h"
+
+/* Every module the core offers; the sandbox grants rules a subset by name. */
+static const luaL_Reg giro_modules[] = {
+    { "giro.hash",       luaopen_giro_hash },
+    { "giro.xml",        luaopen_giro_xml },
+    { "giro.http",       luaopen_giro_http },
+    { "giro.checkdigit", luaopen_giro_checkdigit },
+    { "giro.sandbox",    luaopen_giro_sandbox },
+    { "giro.readline",   luaopen_giro_readline },
+    { NULL, NULL }
+};
+
+/* Allocator with exact accounting (nsize - osize; ptr == NULL means osize is
+ * a type tag, not a size) so that a rule's memory can be capped. */
+void *giro_allocf(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    giro_alloc *ga = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        ga->used -= old;
+        return NULL;
+    }
+    if (ga->limit && nsize > old && ga->used + (nsize - old) > ga->limit) {
+        ga->refused = 1;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p != NULL)
+        ga->used = ga->used - old + nsize;
+    return p;
+}
+
+int giro_traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {                      /* error object is not a string */
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        if (lua_type(L, 1) == LUA_TTABLE)   /* structured errors pass through */
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int file_exists(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/* Where giro's lua/ and rules/ are: next to the executable (source tree),
+ * two levels up (build/asan/giro), or PREFIX/share/giro (installed). */
+static int find_root(const char *argv0, char *root, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) {
+        if (realpath(argv0, exe) == NULL)
+            return -1;
+    } else {
+        exe[len] = '\0';
+    }
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    const char *candidates[] = { "%s", "%s/../share/giro", "%s/../.." };
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char probe[PATH_MAX + 64], dir[PATH_MAX + 32], real[PATH_MAX];
+        snprintf(dir, sizeof dir, candidates[i], exe);
+        snprintf(probe, sizeof probe, "%s/lua/giro/cli/init.lua", dir);
+        if (file_exists(probe) && realpath(dir, real) != NULL) {
+            snprintf(root, n, "%s", real);
+            return 0;
+        }
+    }
+#ifdef GIRO_PREFIX
+    snprintf(root, n, "%s/share/giro", GIRO_PREFIX);
+    return 0;
+#else
+    return -1;
+#endif
+}
+
+/* package.path = GIRO_PATH entries, giro's library, then Lua's default (so
+ * Debian's busted, LuaSQL and cjson load with a plain require). */
+static void set_paths(lua_State *L, const char *root)
+{
+    lua_getglobal(L, "package");                        /* [package] */
+    lua_newtable(L);                                    /* [package, dirs] */
+    int ndirs = 0;
+    const char *gp = getenv("GIRO_PATH");
+    for (const char *p = gp ? gp : ""; *p; ) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0) {
+            lua_pushlstring(L, p, len);
+            lua_rawseti(L, -2, ++ndirs);
+        }
+        p += len + (end ? 1 : 0);
+    }
+    lua_pushstring(L, root);
+    lua_rawseti(L, -2, ++ndirs);
+
+    /* path = "<d>/lua/?.lua;<d>/lua/?/init.lua;" for each dir, then the default */
+    for (int i = 1; i <= ndirs; i++) {
+        lua_rawgeti(L, -1 - (i - 1), i);                /* [package, dirs, parts..., d] */
+        const char *d = lua_tostring(L, -1);
+        lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", d, d);
+        lua_remove(L, -2);
+    }
+    lua_getfield(L, -1 - ndirs - 1, "path");
+    lua_concat(L, ndirs + 1);                           /* [package, dirs, path] */
+    lua_setfield(L, -3, "path");                        /* [package, dirs] */
+
+    /* giro.host: read-only facts about this process for the Lua library */
+    lua_newtable(L);                                    /* [package, dirs, host] */
+    lua_pushliteral(L, GIRO_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, root);
+    lua_setfield(L, -2, "root");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "dirs");     /* GIRO_PATH entries, then root */
+    lua_getfield(L, -3, "loaded");                      /* [package, dirs, host, loaded] */
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "giro.host");
+    lua_pop(L, 4);
+}
+
+lua_State *giro_newstate(giro_alloc *ga, const char *argv0, char *err, size_t errlen)
+{
+    char root[PATH_MAX];
+    if (find_root(argv0, root, sizeof root) != 0) {
+        snprintf(err, errlen, "cannot find giro's Lua library next to the executable");
+        return NULL;
+    }
+    lua_State *L = lua_newstate(giro_allocf, ga);
+    if (L == NULL) {
+        snprintf(err, errlen, "cannot create a Lua state: out of memory");
+        return NULL;
+    }
+    luaL_openlibs(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    for (const luaL_Reg *m = giro_modules; m->name; m++) {
+        lua_pushcfunction(L, m->func);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pop(L, 1);
+    set_paths(L, root);
+    return L;
+}

@@ -1,0 +1,8 @@
+/* giro.sandbox — placeholder until its implementation lands (see the issue). */
+#include "giro.h"
+
+int luaopen_giro_sandbox(lua_State *L)
+{
+    lua_newtable(L);
+    return 1;
+}

@@ -1,0 +1,148 @@
+--- giro's command line: `giro COMMAND [ARGS...]`.
+-- Every command is a Lua module `giro.cli.<name>` returning a table
+--   { summary = "one line", usage = "giro NAME ...", help = "longer text", run = function(argv) ... end }
+-- `run` returns an exit code (or nothing for 0) and reports failures with cli.fail().
+-- Adding a command is adding such a file: no C involved.
+local host = require("giro.host")
+
+local cli = {}
+
+--- Exit codes (a public contract).
+cli.EXIT = { ok = 0, rejected = 1, usage = 2, env = 3 }
+
+local FAIL = {}  -- metatable marking errors raised by cli.fail
+
+--- Stop the running command with an exit code and a message for stderr.
+-- code: one of cli.EXIT's numbers; the message is printed as "giro: message".
+function cli.fail(code, fmt, ...)
+  local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
+  error(setmetatable({ code = code, message = msg }, FAIL), 0)
+end
+
+--- Shorthands for the common failures.
+function cli.usage(fmt, ...) cli.fail(cli.EXIT.usage, fmt, ...) end
+function cli.rejected(fmt, ...) cli.fail(cli.EXIT.rejected, fmt, ...) end
+function cli.env(fmt, ...) cli.fail(cli.EXIT.env, fmt, ...) end
+
+--- True for an error raised by cli.fail (for code that wants to catch them).
+function cli.is_failure(e) return getmetatable(e) == FAIL end
+
+local function command_names()
+  local ok, lfs = pcall(require, "lfs")
+  local seen, names = {}, {}
+  if not ok then return names end
+  for _, dir in ipairs(host.dirs) do
+    local d = dir .. "/lua/giro/cli"
+    if lfs.attributes(d, "mode") == "directory" then
+      for f in lfs.dir(d) do
+        local name = f:match("^([%w%-_]+)%.lua$")
+        if name and name ~= "init" and name ~= "args" and not seen[name] then
+          seen[name] = true
+          names[#names + 1] = name
+        end
+      end
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+local function load_command(name)
+  if not name:match("^[%w][%w%-_]*$") then return nil end
+  local modname = "giro.cli." .. name:gsub("%-", "_")
+  local ok, mod = pcall(require, modname)
+  if ok then return mod end
+  if type(mod) == "string" and mod:find("module '" .. modname .. "' not found", 1, true) then
+    return nil
+  end
+  error(mod, 0)
+end
+
+local function overview()
+  local lines = {
+    "giro " .. host.version .. " — Nordic bank and biller integrations, scriptable in Lua",
+    "",
+    "usage: giro COMMAND [ARGS...]",
+    "       giro help COMMAND | giro COMMAND --help",
+    "       giro --version",
+    "",
+    "commands:",
+  }
+  for _, name in ipairs(command_names()) do
+    local ok, mod = pcall(load_command, name)
+    if ok and mod then
+      lines[#lines + 1] = string.format("  %-12s %s", name, mod.summary or "")
+    end
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "exit codes: 0 success, 1 input rejected, 2 usage error, 3 environment error"
+  return table.concat(lines, "\n")
+end
+
+--- The full help text of a command.
+function cli.help_text(mod)
+  local parts = { "usage: " .. (mod.usage or "") }
+  if mod.summary then parts[#parts + 1] = "\n" .. mod.summary end
+  if mod.help then parts[#parts + 1] = "\n" .. mod.help:gsub("\n+$", "") end
+  return table.concat(parts, "\n")
+end
+
+local function wants_help(argv)
+  for _, a in ipairs(argv) do
+    if a == "--" then return false end
+    if a == "--help" or a == "-h" then return true end
+  end
+  return false
+end
+
+--- Entry point called by the C host with the command-line words; returns the exit code.
+function cli.main(argv)
+  local name = argv[1]
+  if name == nil then
+    io.stderr:write(overview(), "\n")
+    return cli.EXIT.usage
+  end
+  if name == "--version" or name == "version" then
+    io.stdout:write("giro ", host.version, " (", _VERSION, ")\n")
+    return 0
+  end
+  if name == "--help" or name == "-h" or name == "help" then
+    local topic = argv[2]
+    if topic == nil then
+      io.stdout:write(overview(), "\n")
+      return 0
+    end
+    local mod = load_command(topic)
+    if not mod then
+      io.stderr:write("giro: no command '", topic, "' (see: giro help)\n")
+      return cli.EXIT.usage
+    end
+    io.stdout:write(cli.help_text(mod), "\n")
+    return 0
+  end
+
+  local mod = load_command(name)
+  if not mod then
+    io.stderr:write("giro: no command '", name, "' (see: giro help)\n")
+    return cli.EXIT.usage
+  end
+  local rest = table.move(argv, 2, #argv, 1, {})
+  if wants_help(rest) and not mod.own_help then
+    io.stdout:write(cli.help_text(mod), "\n")
+    return 0
+  end
+  local ok, res = xpcall(mod.run, function(e)
+    if cli.is_failure(e) then return e end
+    return debug.traceback(tostring(e), 2)
+  end, rest)
+  io.stdout:flush()
+  if ok then return math.tointeger(res) or 0 end
+  if cli.is_failure(res) then
+    io.stderr:write("giro ", name, ": ", res.message, "\n")
+    return res.code
+  end
+  io.stderr:write("giro ", name, ": internal error: ", tostring(res), "\n")
+  return cli.EXIT.env
+end
+
+return cli
