@@ -80,6 +80,7 @@ function store.open(url)
   for _, s in ipairs(dialect.setup) do
     local ok, err = conn:execute(s)
     if not ok then db:close() return nil, "cannot set up database: " .. tostring(err) end
+    if type(ok) == "userdata" then ok:close() end  -- a PRAGMA answers with a row
   end
   return db
 end
@@ -123,13 +124,14 @@ local function raise(self, err, stmt)
   error(string.format("giro.store: %s (in: %s)", tostring(err), stmt:sub(1, 200)), 3)
 end
 
---- Run a statement; returns the number of rows affected (or the cursor for a SELECT).
+--- Run a statement; returns the number of rows affected (a statement's result rows are discarded).
 -- Database errors raise: a register that cannot be written is an environment failure,
 -- and the caller's transaction must roll back.
 function DB:exec(stmt, ...)
   local s = self:sql(stmt, ...)
   local res, err = self.conn:execute(s)
   if res == nil then raise(self, err, s) end
+  if type(res) == "userdata" then res:close() return 0 end  -- use rows() for results
   return res
 end
 
