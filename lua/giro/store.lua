@@ -85,11 +85,23 @@ function store.open(url)
   return db
 end
 
---- A SQL literal for a Lua value.
+local find = string.find
+
+--- A SQL literal for a Lua value.  The one place values become SQL: strings go through
+-- the driver's escape (SQLite and PostgreSQL both double the single quote; PostgreSQL runs
+-- with standard_conforming_strings on, so a backslash is an ordinary character); a string
+-- with neither quote nor backslash needs no escaping and skips the call (the common case,
+-- and this function runs for every value of every row).  NUL cannot be stored: it raises.
 function DB:quote(v)
   local t = type(v)
   if v == nil then return "NULL" end
-  if t == "string" then return "'" .. self.conn:escape(v) .. "'" end
+  if t == "string" then
+    if find(v, "'", 1, true) or find(v, "\\", 1, true) or find(v, "\0", 1, true) then
+      if find(v, "\0", 1, true) then error("giro.store: a NUL byte cannot be stored", 2) end
+      return "'" .. self.conn:escape(v) .. "'"
+    end
+    return "'" .. v .. "'"
+  end
   if t == "boolean" then return v and "1" or "0" end
   if t == "number" then
     if math.type(v) == "integer" then return string.format("%d", v) end
@@ -97,6 +109,22 @@ function DB:quote(v)
     return string.format("%.17g", v)
   end
   error("giro.store: cannot quote a " .. t, 2)
+end
+
+--- DB:quote as a plain function bound to this connection (for loops over many rows).
+function DB:quoter()
+  local conn = self.conn
+  return function(v)
+    if v == nil then return "NULL" end
+    if type(v) == "string" then
+      if find(v, "'", 1, true) or find(v, "\\", 1, true) or find(v, "\0", 1, true) then
+        if find(v, "\0", 1, true) then error("giro.store: a NUL byte cannot be stored", 2) end
+        return "'" .. conn:escape(v) .. "'"
+      end
+      return "'" .. v .. "'"
+    end
+    return self:quote(v)
+  end
 end
 
 --- Replace each `?` with the next argument, quoted.

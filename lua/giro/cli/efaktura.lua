@@ -80,12 +80,20 @@ local function human_summary(s)
   end
   if s.skipped > 0 then
     p("  skipped, no answer and no register change: %d record(s)", s.skipped)
-    for _, r in ipairs(s.skipped_records) do p("    %s:%d: %s", s.file, r.line or 0, r.problem) end
-    if s.skipped > #s.skipped_records then p("    ... and %d more", s.skipped - #s.skipped_records) end
+    for i, r in ipairs(s.skipped_records) do
+      if i > 20 then break end
+      p("    %s:%d: %s", s.file, r.line or 0, r.problem)
+    end
+    if s.skipped > math.min(20, #s.skipped_records) then
+      p("    ... and %d more (up to 100 listed in --json)", s.skipped - math.min(20, #s.skipped_records))
+    end
   end
   if s.warnings_count > 0 then
     p("  warnings: %d", s.warnings_count)
-    for _, w in ipairs(s.warnings) do p("    %s:%d: %s", s.file, w.line or 0, w.message) end
+    for i, w in ipairs(s.warnings) do
+      if i > 10 then p("    ... and %d more (all in --json, up to 100)", s.warnings_count - 10) break end
+      p("    %s:%d: %s", s.file, w.line or 0, w.message)
+    end
   end
   return table.concat(out, "\n") .. "\n"
 end

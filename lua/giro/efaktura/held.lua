@@ -158,9 +158,14 @@ function held.answer(reg, opts)
     if a.decision and a.decision ~= "" then decided[#decided + 1] = a end
   end
   if #decided == 0 then return { answers = 0, response = nil, remaining = 0 } end
-  -- one response file has one header: answer those sharing the first one's
-  local h = decided[1]
-  local header = { from_name = h.from_name or "8080", to_id = h.to_id, to_service = h.to_service or "1" }
+  -- one response file has one header (that of the request file a held request came in):
+  -- answer those sharing the first one's, leave the rest for the next run
+  local function header_of(a)
+    local f = a.file_id and reg:file(a.file_id)
+    return { from_name = f and f.from_name or "8080", to_id = f and f.to_id or a.provider,
+             to_service = f and f.to_service or "1" }
+  end
+  local header = header_of(decided[1])
   local now = register.now()
   local staging = opts.output and (opts.output .. ".giro-part") or os.tmpname()
   local w, werr = response.new(staging, header)
@@ -171,34 +176,32 @@ function held.answer(reg, opts)
     local batch = reg:add_file{ kind = "answer", name = "answer", from_name = header.from_name, to_id = header.to_id,
                                 to_service = header.to_service, processed_at = now }
     summary.batch = batch
-    local rows, hist, answers = {}, {}, {}
+    local rows, hist = {}, {}
     for _, a in ipairs(decided) do
-      if a.to_id == h.to_id and (a.from_name or "8080") == header.from_name and (a.to_service or "1") == header.to_service then
+      local h = header_of(a)
+      if h.to_id == header.to_id and h.from_name == header.from_name and h.to_service == header.to_service then
         local d = decode(a.decision)
-        local ans = { element = "Enrollment" .. (a.element or "Add"), account = a.account, status = d.answer,
-          reason = d.reason or "", message = d.message or "", provider = a.provider, thor_user_id = a.thor_user_id,
-          file_id = batch, seq = #answers + 1 }
+        local element = "Enrollment" .. (a.element or "Add")
+        local ans = { element = element, account = a.account, status = d.answer, reason = d.reason or "",
+          message = d.message or "", provider = a.provider, thor_user_id = a.thor_user_id }
         w:answer(ans)
-        answers[#answers + 1] = ans
+        summary.answers = summary.answers + 1
         a.status, a.answer, a.reason, a.message = "answered", d.answer, d.reason or "", d.message or ""
         a.customer = d.customer or a.customer
         a.decision, a.proposal, a.updated_at = nil, nil, now
         rows[#rows + 1] = a
         hist[#hist + 1] = { thor_user_id = a.thor_user_id, provider = a.provider, account = a.account, file_id = batch,
-          seq = #answers, event = "answer", status_before = "held", status_after = "answered", answer = d.answer,
-          reason = d.reason, message = d.message, detail = "manual decision answered", at = now }
-        summary.answers = summary.answers + 1
+          seq = summary.answers, element = element, event = "answer", status_before = "held", status_after = "answered",
+          answer = d.answer, reason = d.reason or "", message = d.message or "", detail = "manual decision answered", at = now }
         if d.answer == "A" then summary.accepted = summary.accepted + 1 else summary.rejected = summary.rejected + 1 end
       else
         summary.remaining = summary.remaining + 1
       end
     end
-    for _, r in ipairs(rows) do r.id = nil end
     reg:save_agreements(rows)
     reg:add_history(hist)
-    reg:add_responses(answers)
     reg:update_file(batch, { from_name = header.from_name, to_id = header.to_id, to_service = header.to_service,
-      records = #answers, answers = #answers, summary = cjson.encode(summary) })
+      records = summary.answers, answers = summary.answers, summary = cjson.encode(summary) })
     local vok, verr = w:commit()
     if not vok then
       error({ env = "the response failed validation (nothing written): "

@@ -50,35 +50,32 @@ local VARIANT = {
   [0x142] = "l", [0x144] = "n", [0x15B] = "s", [0x17A] = "z", [0x17C] = "z", -- ł ń ś ź ż
 }
 
-local SEPARATOR = {
-  [0x20] = true, [0x09] = true, [0x0A] = true, [0x0D] = true, [0xA0] = true,  -- spaces, NBSP
-  [0x2D] = true, [0x2010] = true, [0x2011] = true, [0x2013] = true,           -- hyphens, en dash
-  [0x2C] = true, [0x2F] = true, [0x26] = true,                                -- , / &
-}
-local DROP = { [0x27] = true, [0x2019] = true, [0x60] = true, [0xB4] = true, [0x2E] = true } -- ' ’ ` ´ .
+-- The same tables as UTF-8 sequence -> UTF-8 sequence, for string.gsub (fold runs for
+-- every request, so it works on whole strings in C rather than code point by code point).
+local LOWER_SEQ, VARIANT_SEQ = {}, {}
+for cp = 0xC0, 0x17F do
+  local l = lower_cp(cp)
+  if l ~= cp then LOWER_SEQ[utf8.char(cp)] = utf8.char(l) end
+end
+for cp, v in pairs(VARIANT) do VARIANT_SEQ[utf8.char(cp)] = v end
+local TWO_BYTE = "[\xC3\xC4\xC5][\x80-\xBF]"
 
---- Fold a name for comparison: lower case, separators to one space, trimmed.
+--- Fold a name for comparison: lower case, separators (space, tab, NBSP, hyphens, en dash,
+-- comma, slash, ampersand) to one space, apostrophes and full stops dropped, trimmed.
 -- level "strict" keeps letters as they are; "normal"/"loose" also fold spelling variants.
 function names.fold(s, level)
   if type(s) ~= "string" then return "" end
-  if not utf8.len(s) then return s:lower() end      -- not UTF-8: compare bytes, case-folded
-  local variants = level ~= "strict"
-  local out, n, space = {}, 0, true
-  for _, cp in utf8.codes(s) do
-    if SEPARATOR[cp] then
-      if not space then n = n + 1 out[n] = " " space = true end
-    elseif not DROP[cp] then
-      cp = lower_cp(cp)
-      local v = variants and VARIANT[cp]
-      n = n + 1
-      out[n] = v or utf8.char(cp)
-      space = false
-    end
+  s = s:lower()                                   -- ASCII letters (the C locale leaves other bytes alone)
+  if s:find("[\x80-\xFF]") then
+    if not utf8.len(s) then return s end          -- not UTF-8: compare the bytes, case-folded
+    s = s:gsub(TWO_BYTE, LOWER_SEQ)
+    if level ~= "strict" then s = s:gsub(TWO_BYTE, VARIANT_SEQ) end
+    s = s:gsub("\xC2\xA0", " "):gsub("\xE2\x80[\x90\x91\x93]", " "):gsub("\xE2\x80\x99", ""):gsub("\xC2\xB4", "")
   end
-  if space and n > 0 then out[n] = nil end
-  local r = table.concat(out)
-  if variants then r = r:gsub("aa", "å") end
-  return r
+  s = s:gsub("['.`]", ""):gsub("[%s,/&-]+", " ")
+  s = s:match("^ *(.-) *$")
+  if level ~= "strict" then s = s:gsub("aa", "\xC3\xA5") end
+  return s
 end
 
 --- The parts of a name (after folding), in order.
@@ -109,9 +106,19 @@ function names.match(request, customer, level)
   if level ~= "strict" and level ~= "normal" and level ~= "loose" then
     error("giro.efaktura.names: name_match must be strict, normal or loose, not " .. tostring(level), 2)
   end
-  local rf, rl = names.tokens(request.FirstName, level), names.tokens(request.LastName, level)
-  local cf, cl = names.tokens(customer.first_name, level), names.tokens(customer.last_name, level)
-  if #rf == 0 and #rl == 0 then return false, "the request carries no name" end
+  local fold = names.fold
+  -- the common cases first, on whole folded strings
+  local rfs, cfs = fold(request.FirstName, level), fold(customer.first_name, level)
+  if rfs ~= "" and rfs == cfs and #rfs > 1 then return true, "first name '" .. rfs .. "' equals the customer's" end
+  local rls, cls = fold(request.LastName, level), fold(customer.last_name, level)
+  if rls ~= "" and rls == cls and #rls > 1 then return true, "last name '" .. rls .. "' equals the customer's" end
+  if rfs == "" and rls == "" then return false, "the request carries no name" end
+  local function split(x)
+    local t = {}
+    for w in x:gmatch("%S+") do t[#t + 1] = w end
+    return t
+  end
+  local rf, rl, cf, cl = split(rfs), split(rls), split(cfs), split(cls)
   local hit = shared(rf, cf)
   if hit then return true, string.format("first name %q is one of the customer's given names %q", hit, join(cf)) end
   if #rl > 0 and join(rl) == join(cl) then

@@ -230,7 +230,7 @@ function process.run(opts)
       end
     end
     local customers = b.has_lookup and {} or reg:customers(numbers)
-    local dirty, dirty_list, hist, answers = {}, {}, {}, {}
+    local dirty, dirty_list, hist = {}, {}, {}
 
     local function touch(rec, row)
       if not dirty[rec.key] then dirty[rec.key] = true dirty_list[#dirty_list + 1] = row end
@@ -244,21 +244,20 @@ function process.run(opts)
     local function history(rec, event, before, after, a, detail)
       local f = rec.fields
       hist[#hist + 1] = { thor_user_id = f.ThorUserId, provider = f.ThorContentProviderId, account = f.BillerAccountNumber,
-        file_id = file_id, seq = rec.seq, line = rec.line, event = event, status_before = before, status_after = after,
+        file_id = file_id, seq = rec.seq, line = rec.line, element = rec.element, event = event,
+        status_before = before, status_after = after,
         answer = a and a.answer, reason = a and a.reason, message = a and a.message, detail = detail, at = now }
     end
     local function respond(rec, a)
       local f = rec.fields
       local ans = { element = rec.element, account = f.BillerAccountNumber, status = a.answer, reason = a.reason or "",
-                    message = a.message or "", provider = f.ThorContentProviderId, thor_user_id = f.ThorUserId,
-                    file_id = file_id, seq = rec.seq }
+                    message = a.message or "", provider = f.ThorContentProviderId, thor_user_id = f.ThorUserId }
       if not writer then
         local w, werr = response.new(staging, header)
         if not w then error({ env = "cannot write the response: " .. tostring(werr) }) end
         writer = w
       end
       writer:answer(ans)
-      answers[#answers + 1] = ans
       summary.answers = summary.answers + 1
     end
 
@@ -287,7 +286,7 @@ function process.run(opts)
           count(summary, kind, "answered again (reminder)")
         elseif kind == "change" and row and before == "active" then
           local a = { answer = "A", reason = "", message = "" }
-          row.request, row.fingerprint, row.element = request_json(f), fp, rec.type
+          row.fingerprint, row.element = fp, rec.type
           row.answer, row.reason, row.message, row.updated_at = "A", "", "", now
           row.line, row.file_id = rec.line, file_id
           touch(rec, row)
@@ -303,12 +302,12 @@ function process.run(opts)
           end
           local d = b:decide(f, customer)
           row = row or new_row(rec)
-          row.request, row.fingerprint, row.element = request_json(f), fp, rec.type
+          row.fingerprint, row.element = fp, rec.type
           row.customer = d.customer
           row.line, row.file_id, row.updated_at = rec.line, file_id, now
-          row.from_name, row.to_id, row.to_service = header.from_name, header.to_id, header.to_service
           if d.hold then
             row.status = "held"
+            row.request = request_json(f)   -- what a person deciding by hand gets to see
             row.proposal = cjson.encode({ answer = d.answer, reason = d.reason, message = d.message, why = d.why,
                                           customer = d.customer })
             row.decision = nil
@@ -359,7 +358,6 @@ function process.run(opts)
     end
     reg:save_agreements(dirty_list)
     reg:add_history(hist)
-    reg:add_responses(answers)
   end
 
   local batch = {}

@@ -12,10 +12,11 @@
 --   customers  (account_number PRIMARY KEY, first_name, last_name, efaktura 0/1, extra JSON)
 --   agreements one row per (ThorUserId, ThorContentProviderId, BillerAccountNumber), with its
 --              lifecycle status held | answered | active | rejected | stopped
---   history    every message received and every answer or decision, per agreement key
---   files      every request file processed (keyed by its SHA-256) and every answer batch
---   responses  the answers of each file in order, so an interrupted run's response can be
---              written again byte for byte
+--   history    every message received and every answer or decision, per agreement key;
+--              the rows of one file that carry an answer, in seq order, are that file's
+--              response (so an interrupted run's response can be written again byte for byte)
+--   files      every request file processed (keyed by its SHA-256) and every answer batch,
+--              with the response header (FromInfo name, ToInfo id and service)
 -- All values are strings except counters and flags; BillerAccountNumber and customer
 -- numbers are TEXT everywhere (leading zeros matter).
 local store = require("giro.store")
@@ -59,7 +60,6 @@ local DDL = {
       fingerprint TEXT,
       proposal TEXT,
       decision TEXT,
-      from_name TEXT, to_id TEXT, to_service TEXT,
       line INTEGER,
       file_id INTEGER,
       created_at TEXT NOT NULL,
@@ -75,30 +75,19 @@ local DDL = {
       file_id INTEGER,
       seq INTEGER,
       line INTEGER,
+      element TEXT,
       event TEXT NOT NULL,
       status_before TEXT,
       status_after TEXT,
       answer TEXT, reason TEXT, message TEXT,
       detail TEXT,
       at TEXT NOT NULL)]],
-  [[CREATE INDEX IF NOT EXISTS history_key ON history (thor_user_id, provider, account)]],
-  [[CREATE TABLE IF NOT EXISTS responses (
-      file_id INTEGER NOT NULL,
-      seq INTEGER NOT NULL,
-      element TEXT NOT NULL,
-      account TEXT NOT NULL,
-      status TEXT NOT NULL,
-      reason TEXT NOT NULL,
-      message TEXT NOT NULL,
-      provider TEXT NOT NULL,
-      thor_user_id TEXT NOT NULL,
-      PRIMARY KEY (file_id, seq))]],
+  [[CREATE INDEX IF NOT EXISTS history_file ON history (file_id, seq)]],
 }
 
 local AGREEMENT_COLUMNS = {
   "thor_user_id", "provider", "account", "status", "element", "answer", "reason", "message",
-  "customer", "request", "fingerprint", "proposal", "decision", "from_name", "to_id", "to_service",
-  "line", "file_id", "created_at", "updated_at",
+  "customer", "request", "fingerprint", "proposal", "decision", "line", "file_id", "created_at", "updated_at",
 }
 
 --- The time stamps giro writes: UTC, ISO 8601, to the second.
@@ -129,15 +118,23 @@ Reg.__close = Reg.close
 ------------------------------------------------------------------------------------------
 -- customers
 
+-- A customer: account_number, first_name, last_name, efaktura (boolean) and the CSV's
+-- further columns.  Those are decoded from JSON only when a rule first asks for one.
 local function customer_from_row(row)
   if not row then return nil end
-  local c = {}
-  local ok, extra = pcall(cjson.decode, row.extra or "{}")
-  if ok and type(extra) == "table" then for k, v in pairs(extra) do c[k] = v end end
-  c.account_number = row.account_number
-  c.first_name = row.first_name
-  c.last_name = row.last_name
-  c.efaktura = store.int(row.efaktura) == 1
+  local c = {
+    account_number = row.account_number,
+    first_name = row.first_name,
+    last_name = row.last_name,
+    efaktura = store.int(row.efaktura) == 1,
+  }
+  local extra = row.extra
+  if extra and extra ~= "{}" then
+    local ok, t = pcall(cjson.decode, extra)
+    if ok and type(t) == "table" then
+      for k, v in pairs(t) do if c[k] == nil then c[k] = v end end
+    end
+  end
   return c
 end
 register.customer_from_row = customer_from_row
@@ -146,7 +143,8 @@ register.customer_from_row = customer_from_row
 function Reg:customers(numbers)
   local out = {}
   if #numbers == 0 then return out end
-  for row in self.db:rows("SELECT * FROM customers WHERE account_number IN (" .. self.db:list(numbers) .. ")") do
+  for row in self.db:rows("SELECT account_number, first_name, last_name, efaktura, extra FROM customers"
+      .. " WHERE account_number IN (" .. self.db:list(numbers) .. ")") do
     out[row.account_number] = customer_from_row(row)
   end
   return out
@@ -292,55 +290,58 @@ function Reg:agreement(id)
   return row and fix_ints(row)
 end
 
---- Insert or update agreements (each key at most once in the list).
-function Reg:save_agreements(rows)
-  if #rows == 0 then return end
-  local db, values = self.db, {}
-  for i, r in ipairs(rows) do
-    local v = {}
-    for j, c in ipairs(AGREEMENT_COLUMNS) do v[j] = db:quote(r[c]) end
-    values[i] = "(" .. table.concat(v, ",") .. ")"
-  end
-  local set = {}
-  for _, c in ipairs(AGREEMENT_COLUMNS) do
-    if c ~= "thor_user_id" and c ~= "provider" and c ~= "account" and c ~= "created_at" then
-      set[#set + 1] = c .. " = excluded." .. c
-    end
-  end
-  db:exec("INSERT INTO agreements (" .. table.concat(AGREEMENT_COLUMNS, ",") .. ") VALUES " .. table.concat(values, ",")
-    .. " ON CONFLICT (thor_user_id, provider, account) DO UPDATE SET " .. table.concat(set, ", "))
+-- SQL integer literal (or NULL); PostgreSQL hands integers back as strings.
+local function int(v)
+  if v == nil then return "NULL" end
+  return string.format("%d", math.tointeger(tonumber(v)))
 end
 
-local HISTORY_COLUMNS = { "thor_user_id", "provider", "account", "file_id", "seq", "line", "event",
-  "status_before", "status_after", "answer", "reason", "message", "detail", "at" }
+local AGREEMENT_UPDATE = {}
+for _, c in ipairs(AGREEMENT_COLUMNS) do
+  if c ~= "thor_user_id" and c ~= "provider" and c ~= "account" and c ~= "created_at" then
+    AGREEMENT_UPDATE[#AGREEMENT_UPDATE + 1] = c .. " = excluded." .. c
+  end
+end
+AGREEMENT_UPDATE = table.concat(AGREEMENT_UPDATE, ", ")
+
+--- Insert or update agreements (each key at most once in the list).
+-- Written out column by column: this runs for every record of a file.
+function Reg:save_agreements(rows)
+  if #rows == 0 then return end
+  local q, fmt, values = self.db:quoter(), string.format, {}
+  for i, r in ipairs(rows) do
+    values[i] = fmt("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+      q(r.thor_user_id), q(r.provider), q(r.account), q(r.status), q(r.element), q(r.answer), q(r.reason),
+      q(r.message), q(r.customer), q(r.request), q(r.fingerprint), q(r.proposal), q(r.decision), int(r.line),
+      int(r.file_id), q(r.created_at), q(r.updated_at))
+  end
+  self.db:exec("INSERT INTO agreements (" .. table.concat(AGREEMENT_COLUMNS, ",") .. ") VALUES " .. table.concat(values, ",")
+    .. " ON CONFLICT (thor_user_id, provider, account) DO UPDATE SET " .. AGREEMENT_UPDATE)
+end
+
+local HISTORY_COLUMNS = "thor_user_id,provider,account,file_id,seq,line,element,event,status_before,status_after,"
+  .. "answer,reason,message,detail,at"
 
 function Reg:add_history(rows)
   if #rows == 0 then return end
-  local db, values = self.db, {}
+  local q, fmt, values = self.db:quoter(), string.format, {}
   for i, r in ipairs(rows) do
-    local v = {}
-    for j, c in ipairs(HISTORY_COLUMNS) do v[j] = db:quote(r[c]) end
-    values[i] = "(" .. table.concat(v, ",") .. ")"
+    values[i] = fmt("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+      q(r.thor_user_id), q(r.provider), q(r.account), int(r.file_id), int(r.seq), int(r.line), q(r.element), q(r.event),
+      q(r.status_before), q(r.status_after), q(r.answer), q(r.reason), q(r.message), q(r.detail), q(r.at))
   end
-  db:exec("INSERT INTO history (" .. table.concat(HISTORY_COLUMNS, ",") .. ") VALUES " .. table.concat(values, ","))
-end
-
-local RESPONSE_COLUMNS = { "file_id", "seq", "element", "account", "status", "reason", "message", "provider", "thor_user_id" }
-
-function Reg:add_responses(rows)
-  if #rows == 0 then return end
-  local db, values = self.db, {}
-  for i, r in ipairs(rows) do
-    local v = {}
-    for j, c in ipairs(RESPONSE_COLUMNS) do v[j] = db:quote(r[c]) end
-    values[i] = "(" .. table.concat(v, ",") .. ")"
-  end
-  db:exec("INSERT INTO responses (" .. table.concat(RESPONSE_COLUMNS, ",") .. ") VALUES " .. table.concat(values, ","))
+  self.db:exec("INSERT INTO history (" .. HISTORY_COLUMNS .. ") VALUES " .. table.concat(values, ","))
 end
 
 --- The stored answers of a file, in order (an iterator of rows).
 function Reg:responses(file_id)
-  return self.db:rows("SELECT * FROM responses WHERE file_id = ? ORDER BY seq", file_id)
+  local it = self.db:rows("SELECT element, account, answer, reason, message, provider, thor_user_id FROM history"
+    .. " WHERE file_id = ? AND answer IS NOT NULL ORDER BY seq", file_id)
+  return function()
+    local r = it()
+    if r then r.status = r.answer end
+    return r
+  end
 end
 
 function Reg:history(thor_user_id, provider, account)
