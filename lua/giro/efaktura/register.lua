@@ -103,11 +103,21 @@ end
 local Reg = {}
 Reg.__index = Reg
 
+register.SCHEMA = "1"
+
 --- Open (and create if needed) the register at url (see giro.store.open).
 function register.open(url)
   local db, err = store.open(url)
   if not db then return nil, err end
-  local ok, e = pcall(db.ensure, db, DDL)
+  local ok, e = pcall(function()
+    db:ensure(DDL)
+    local v = db:first("SELECT value FROM giro_meta WHERE key = 'schema'")
+    if not v then
+      db:exec("INSERT INTO giro_meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO NOTHING", register.SCHEMA)
+    elseif v.value ~= register.SCHEMA then
+      error(string.format("the register has schema version %s; this giro reads version %s", v.value, register.SCHEMA), 0)
+    end
+  end)
   if not ok then db:close() return nil, tostring(e) end
   return setmetatable({ db = db }, Reg)
 end
