@@ -1,0 +1,80 @@
+-- bench/pay_bench.lua: speed of the payment-message engine (run: ./giro run bench/pay_bench.lua [SECONDS]).
+-- 1. build-and-verify pairs per second of a Danske v4 payment from Lua (full field validation),
+--    beside the raw rate of SHA-256 (OpenSSL through giro.hash) on messages of the same lengths:
+--    two hashes per pair is the ceiling;
+-- 2. the wall time of one `giro pay form` process, averaged over spawns.
+local pay = require("giro.pay")
+local hash = require("giro.hash")
+
+local seconds = tonumber(arg and arg[1]) or 2
+local clock = os.clock
+
+local key = string.rep("k", 64)
+local bank = assert(pay.bank("danske"))
+local today = "20240101"
+local input = { SUMMA = "100", VIITE = "1232", KNRO = "000000000000", ERAPAIVA = "01.01.2024",
+                OKURL = "https://www.kauppa.fi/okpaluu", VIRHEURL = "https://www.kauppa.fi/virhepaluu", lng = "1" }
+local bopts = { key = key, today = today }
+local vopts = { key = key }
+
+-- the bank's answer for the payment above, as it arrives on OKURL (MAC computed with giro.hash)
+local function answer_for(req)
+  local f = {}
+  for _, p in ipairs(req:fields()) do f[p[1]] = p[2] end
+  local mac = hash.hex(hash.sha256(table.concat({ key, f.VIITE, f.SUMMA, "0", f.KNRO, f.VERSIO, f.VALUUTTA,
+    f.ERAPAIVA, "" }, "&")), "upper")
+  return "KNRO=" .. f.KNRO .. "&VALUUTTA=EUR&VIITE=" .. f.VIITE .. "&ERAPAIVA=" .. f.ERAPAIVA .. "&SUMMA="
+    .. f.SUMMA .. "&VERSIO=4&STATUS=0&TARKISTE=" .. mac .. "&MTAPA=1"
+end
+local first = assert(bank:build("payment", input, bopts))
+local answer = answer_for(first)
+assert(bank:verify("return", answer, vopts))
+
+local function rate(fn)
+  local n, batch, t0 = 0, 2000, clock()
+  local dt
+  repeat
+    for _ = 1, batch do fn() end
+    n = n + batch
+    dt = clock() - t0
+  until dt >= seconds
+  return n / dt
+end
+
+local build, verify = bank.build, bank.verify
+local pairs_rate = rate(function()
+  local req = build(bank, "payment", input, bopts)
+  local res = verify(bank, "return", answer, vopts)
+  if not (req and res) then error("bench: build or verify failed") end
+end)
+
+-- the strings the two MACs are computed over, for the hash ceiling
+local s_req = table.concat({ key, "100,00", "1232", "000000000000", "4", "EUR", input.OKURL, input.VIRHEURL,
+  "01.01.2024", "" }, "&")
+local s_res = table.concat({ key, "1232", "100,00", "0", "000000000000", "4", "EUR", "01.01.2024", "" }, "&")
+local sha256, hex = hash.sha256, hash.hex
+local hash_rate = rate(function() hex(sha256(s_req)); hex(sha256(s_res)) end)
+
+print(string.format("pay: danske v4 build+verify  %10.0f pairs/s per core (target >= 250000)", pairs_rate))
+print(string.format("pay: sha256 ceiling          %10.0f pairs/s (two SHA-256 of %d and %d bytes, hex)",
+  hash_rate, #s_req, #s_res))
+print(string.format("pay: engine share of the time %9.0f%%", 100 * (1 - pairs_rate / hash_rate)))
+
+-- one `giro pay form` process, start to exit
+local giro = (arg and arg[-1]) or "./giro"
+local exe = io.open("./giro", "r") and "./giro" or giro
+local keyfile = os.tmpname()
+local kf = assert(io.open(keyfile, "w")); kf:write(key, "\n"); kf:close()
+local cmd = exe .. " pay form danske --key-file " .. keyfile
+  .. " SUMMA=100 VIITE=1232 KNRO=000000000000 ERAPAIVA=31.12.2099"
+  .. " OKURL=https://www.kauppa.fi/okpaluu VIRHEURL=https://www.kauppa.fi/virhepaluu >/dev/null"
+local spawns = 50
+local ok_lfs, socket = pcall(require, "socket")
+local now = ok_lfs and socket.gettime or os.time
+assert(os.execute(cmd), "bench: giro pay form failed")
+local t0 = now()
+for _ = 1, spawns do os.execute(cmd) end
+local per = (now() - t0) / spawns
+os.remove(keyfile)
+print(string.format("pay: giro pay form process   %10.2f ms per run, wall, average of %d (target < 15 ms)%s",
+  per * 1000, spawns, ok_lfs and "" or " [coarse clock: lua-socket missing]"))
