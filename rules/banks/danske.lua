@@ -69,7 +69,7 @@ return {
         { "Refno",      "ref", min = 4, max = 20, required = true },
         { "MerchantID", "N", max = 12, required = true },
         { "gsaftlnr",   "N", max = 6, required = true },
-        { "gsSprog",    "A", max = 2, values = { "FI", "EN" }, value = "FI" },
+        { "gsSprog",    "A", max = 2, values = { "FI", "EN" }, default = "FI" },
         { "gsProdukt",  "AN", value = "IBV" },
         { "gsNextObj",  "AN", value = "InetPayV" },
         { "gsNextAkt",  "AN", value = "InetPaySt" },

@@ -129,7 +129,7 @@ end
 local function compile_plan(bank, mname, msg, version, fields, index, cs)
   local where = bank.name .. " " .. mname .. (version and (" version " .. version) or "")
   local plan = { bank = bank.name, message = mname, version = version, names = {}, gi = {},
-                 req = {}, fixed = {}, norm = {}, check = {}, n = 0 }
+                 req = {}, fixed = {}, default = {}, norm = {}, check = {}, n = 0 }
   local active = {}
   for i, f in ipairs(fields) do
     local vs = set_of(f.versions)
@@ -172,6 +172,14 @@ local function compile_plan(bank, mname, msg, version, fields, index, cs)
         fixed = b
       end
       plan.fixed[k] = fixed or false
+      local default = f.default
+      if type(default) == "table" then default = default[version] end
+      if default ~= nil then
+        local b, why = norm(default, 0)
+        if not b then return nil, where .. ": field " .. name .. ": default value: " .. why end
+        default = b
+      end
+      plan.default[k] = default or false
       if m and i == m.mac_index then plan.mac_k = k end
       if version and i == msg.version_index then plan.version_k = k; plan.fixed[k] = version end
     end
@@ -321,13 +329,14 @@ function Message:build(input, opts)
     if not ok then return nil, kerr end
   end
   local names, gi, req, fixed, norm = plan.names, plan.gi, plan.req, plan.fixed, plan.norm
+  local default = plan.default
   local mac_k = plan.mac_k
   local vals, seen = {}, 0
   for k = 1, plan.n do
     local name = names[k]
     local v = input[name]
     if v == nil then
-      local fx = fixed[k]
+      local fx = fixed[k] or default[k]
       if fx then
         vals[gi[k]] = fx
       elseif req[k] and k ~= mac_k then
