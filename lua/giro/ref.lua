@@ -5,7 +5,7 @@
 --   ref.check("iban", "NO93 8601 1117 947") -> true
 --   ref.check("fi", "12345")                -> false, "wrong check digit: expected 4"
 --   ref.normalize("no-account", "8601.11.17947") -> "86011117947"
---   ref.format("fi", "123456789017")         -> "12 34567 89017"
+--   ref.format("fi", "12345672")             -> "123 45672"
 --
 -- The split: this file knows the kinds (lengths, separators, the IBAN country
 -- table, the printed forms); the arithmetic is C in giro.checkdigit.
