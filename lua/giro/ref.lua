@@ -52,7 +52,7 @@ local function scan(s, bad)
 end
 
 local function strip_spaces(s)
-  if find(s, "%s") then s = gsub(s, "%s+", "") end
+  if find(s, " ", 1, true) then s = gsub(s, " +", "") end
   return s
 end
 
@@ -105,7 +105,7 @@ ref.kinds = kinds
 kinds.fi = {
   summary = "Finnish reference number (viitenumero), 7-3-1, 4-20 digits",
   parse = function(s)
-    local d, why = scan(s, "[^%d%s]")
+    local d, why = scan(s, "[^%d ]")
     if not d then return nil, why end
     d = strip_spaces(d)
     local n = #d
@@ -126,7 +126,7 @@ kinds.fi = {
   -- Finance Finland prints references in groups of five from the right
   show = function(d) return groups_from_right(d, 5, " ") end,
   make = function(base)
-    local d, why = scan(base, "[^%d%s]")
+    local d, why = scan(base, "[^%d ]")
     if not d then return nil, why end
     d = strip_spaces(d)
     local z = find(d, "[^0]")
@@ -146,7 +146,7 @@ end
 kinds.rf = {
   summary = "ISO 11649 creditor reference (RF + 2 check digits, mod 97-10)",
   parse = function(s)
-    local d, why = scan(s, "[^%w%s]")
+    local d, why = scan(s, "[^%w ]")
     if not d then return nil, why end
     d = strip_spaces(d)
     if find(d, "%l") then d = upper(d) end
@@ -163,7 +163,7 @@ kinds.rf = {
   end,
   show = function(d) return groups_from_left(d, 4) end,
   make = function(base)
-    local d, why = scan(base, "[^%w%s]")
+    local d, why = scan(base, "[^%w ]")
     if not d then return nil, why end
     d = upper(strip_spaces(d))
     if #d < 1 or #d > 21 then return nil, length_reason(#d, "character", 1, 21, " in the reference") end
@@ -192,7 +192,7 @@ local function kid_parse(s, allowed, expect)
 end
 
 local function kid_make(base, digit)
-  local d, why = scan(base, "[^%d%s]")
+  local d, why = scan(base, "[^%d ]")
   if not d then return nil, why end
   d = strip_spaces(d)
   if #d < 1 or #d > 24 then return nil, length_reason(#d, "digit", 1, 24, " in the base") end
@@ -211,14 +211,14 @@ end
 
 kinds.kid10 = {
   summary = "Norwegian KID with MOD10 (Luhn) check digit, 2-25 digits",
-  parse = function(s) return kid_parse(s, "[^%d%s]", kid10_expect) end,
+  parse = function(s) return kid_parse(s, "[^%d ]", kid10_expect) end,
   show = function(d) return d end,
   make = function(base) return kid_make(base, luhn) end,
 }
 
 kinds.kid11 = {
   summary = "Norwegian KID with MOD11 check digit ('-' for 10), 2-25 characters",
-  parse = function(s) return kid_parse(s, "[^%d%s%-]", kid11_expect) end,
+  parse = function(s) return kid_parse(s, "[^%d %-]", kid11_expect) end,
   show = function(d) return d end,
   make = function(base)
     return kid_make(base, function(d)
@@ -234,9 +234,9 @@ kinds.kid11 = {
 kinds["no-account"] = {
   summary = "Norwegian bank account number, 11 digits, MOD11",
   parse = function(s)
-    local d, why = scan(s, "[^%d%s%.]")
+    local d, why = scan(s, "[^%d %.]")
     if not d then return nil, why end
-    if find(d, "[%s%.]") then d = gsub(d, "[%s%.]+", "") end
+    if find(d, "[ %.]") then d = gsub(d, "[ %.]+", "") end
     if #d ~= 11 then return nil, length_reason(#d, "digit", 11, 11) end
     local c, bad = mod11_strict(d, 10)
     if not c then return nil, bad end
@@ -245,9 +245,9 @@ kinds["no-account"] = {
   end,
   show = function(d) return sub(d, 1, 4) .. "." .. sub(d, 5, 6) .. "." .. sub(d, 7) end,
   make = function(base)
-    local d, why = scan(base, "[^%d%s%.]")
+    local d, why = scan(base, "[^%d %.]")
     if not d then return nil, why end
-    d = gsub(d, "[%s%.]+", "")
+    d = gsub(d, "[ %.]+", "")
     if #d ~= 10 then return nil, length_reason(#d, "digit", 10, 10, " in the base") end
     local c, bad = mod11_strict(d, 10)
     if not c then return nil, bad end
@@ -274,7 +274,7 @@ local function org_digits(s)
     if #nine ~= 9 then return nil, length_reason(#nine, "digit", 9, 9) end
     return nine
   end
-  local p = find(s, "[^%d%s]")
+  local p = find(s, "[^%d ]")
   if p then return bad_char(s, p) end
   return t
 end
@@ -292,7 +292,7 @@ kinds["no-org"] = {
   end,
   show = function(d) return sub(d, 1, 3) .. " " .. sub(d, 4, 6) .. " " .. sub(d, 7) end,
   make = function(base)
-    local d, why = scan(base, "[^%d%s]")
+    local d, why = scan(base, "[^%d ]")
     if not d then return nil, why end
     d = strip_spaces(d)
     if #d ~= 8 then return nil, length_reason(#d, "digit", 8, 8, " in the base") end
@@ -319,9 +319,9 @@ local function ytunnus_digit(seven)
 end
 
 local function ytunnus_body(s, with_check)
-  local pre = s:match("^%s*[Ff][Ii]")        -- VAT form FI12345678
+  local pre = s:match("^ *[Ff][Ii]")        -- VAT form FI12345678
   local start = pre and #pre + 1 or 1
-  local p = find(s, "[^%d%s%-]", start)
+  local p = find(s, "[^%d %-]", start)
   if p then return bad_char(s, p) end
   local t = strip_spaces(sub(s, start))
   if with_check then
@@ -384,7 +384,7 @@ local function iban_check_digits(cc, bban)
 end
 
 local function iban_compact(s)
-  local d, why = scan(s, "[^%w%s]")
+  local d, why = scan(s, "[^%w ]")
   if not d then return nil, why end
   d = strip_spaces(d)
   if find(d, "%l") then d = upper(d) end
