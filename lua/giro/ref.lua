@@ -388,7 +388,7 @@ local function iban_compact(s)
   if not d then return nil, why end
   d = strip_spaces(d)
   if find(d, "%l") then d = upper(d) end
-  if sub(d, 1, 4) == "IBAN" then d = sub(d, 5) end
+  if byte(d, 1) == 73 and byte(d, 2) == 66 and sub(d, 1, 4) == "IBAN" then d = sub(d, 5) end
   return d
 end
 
@@ -410,9 +410,11 @@ kinds.iban = {
     local cc, want = iban_country(d)
     if not cc then return nil, want end
     if n ~= want then return nil, length_reason(n, "character", want, want, " for " .. cc) end
-    local kk = sub(d, 3, 4)
-    if find(kk, "%D") then return nil, "bad check digits '" .. kk .. "': expected two digits" end
-    local kn = tonumber(kk)
+    local k1, k2 = byte(d, 3, 4)
+    if k1 < 48 or k1 > 57 or k2 < 48 or k2 > 57 then
+      return nil, "bad check digits '" .. sub(d, 3, 4) .. "': expected two digits"
+    end
+    local kn = (k1 - 48) * 10 + k2 - 48
     if mod97(d, 4) ~= 1 or kn < 2 or kn > 98 then
       return nil, fmt("wrong check digits: expected %02d", iban_check_digits(cc, sub(d, 5)))
     end
