@@ -549,7 +549,8 @@ static void push_headers(lua_State *L, const membuf *m)
     /* the map: lower-cased names, repeated headers joined with ", " */
     for (lua_Integer i = 1; i <= count; i++) {
         lua_rawgeti(L, t, i);                            /* [t, pair] */
-        lua_rawgeti(L, -1, 1);                           /* [t, pair, name] */
+        int pair = lua_gettop(L);
+        lua_rawgeti(L, pair, 1);                         /* [t, pair, name] */
         size_t nn;
         const char *name = lua_tolstring(L, -1, &nn);
         luaL_Buffer b;
@@ -560,11 +561,11 @@ static void push_headers(lua_State *L, const membuf *m)
         lua_pushvalue(L, -1);
         if (lua_rawget(L, t) == LUA_TSTRING) {           /* [t, pair, name, low, old] */
             lua_pushliteral(L, ", ");
-            lua_rawgeti(L, -4, 2);
+            lua_rawgeti(L, pair, 2);
             lua_concat(L, 3);
         } else {
             lua_pop(L, 1);
-            lua_rawgeti(L, -3, 2);
+            lua_rawgeti(L, pair, 2);
         }
         lua_rawset(L, t);                                /* [t, pair, name] */
         lua_pop(L, 2);
