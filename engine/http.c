@@ -124,8 +124,8 @@ static int h_urldecode(lua_State *L)
     return 2;
 }
 
-/* A table that must be a list: a non-empty table without [1] is refused so
- * that a map passed by mistake is not silently encoded as "". */
+/* A table that must be a list: any key outside 1..#t is refused so that a
+ * map passed by mistake is not silently encoded as "". */
 static lua_Integer check_list(lua_State *L, int arg, const char *fname)
 {
     luaL_checktype(L, arg, LUA_TTABLE);
@@ -496,11 +496,13 @@ static const char *push_safe_url(lua_State *L, const char *url)
 static void push_headers(lua_State *L, const membuf *m)
 {
     lua_newtable(L);                                     /* [t] */
+    if (m->data == NULL)
+        return;
     int t = lua_gettop(L);
     const char *p = m->data, *end = m->data + m->len;
     int first = 1;
     lua_Integer count = 0;
-    while (p != NULL && p < end) {
+    while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         const char *next = nl ? nl + 1 : end;

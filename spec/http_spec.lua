@@ -183,6 +183,24 @@ describe("giro.http.request", function()
     assert.equal("DELETE", cjson.decode(body).method)
   end)
 
+  it("POSTs a large body intact (Expect: 100-continue path) and answers HEAD", function()
+    local chunk = {}
+    for i = 0, 255 do chunk[#chunk + 1] = string.char(i) end
+    local payload = string.rep(table.concat(chunk), 6000)      -- 1.5 MiB, every byte value
+    local status = get(srv:url("/upload"), { body = payload,
+      headers = { { "Content-Type", "application/octet-stream" } } })
+    assert.equal(200, status)
+    local reqs = srv:requests()
+    assert.equal("/upload", reqs[#reqs].path)
+    assert.equal(#payload, #reqs[#reqs].body)
+    assert.equal(payload, reqs[#reqs].body)
+    local headers, body
+    status, headers, body = get(srv:url("/created"), { method = "HEAD" })
+    assert.equal(201, status)
+    assert.equal("text/plain", headers["content-type"])
+    assert.equal("", body)
+  end)
+
   it("returns status codes and headers: lower-case map, repeats joined, list in order", function()
     local status, headers, body = get(srv:url("/created"))
     assert.equal(201, status)
