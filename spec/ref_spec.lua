@@ -195,9 +195,7 @@ describe("giro.ref rf (ISO 11649)", function()
     invalid("rf", "RF18", "wrong length: 4 characters, expected 5 to 25")
     invalid("rf", "RF18" .. string.rep("1", 22), "wrong length: 26 characters")
     invalid("rf", "RF18-5390", "bad character '-' at position 5")
-    -- check digits outside 02..98 never valid, even where mod 97 would pass:
-    -- RF332348236 is valid, and 33 + 97 is not two digits, but 18 + 97 = 115 is not either;
-    -- RF00/RF01/RF99 are refused outright
+    -- ISO 11649 check digits run 02..98: 00, 01 and 99 are refused whatever mod 97 says
     invalid("rf", "RF00539007547034", "wrong check digits: expected 18")
     invalid("rf", "RF99539007547034", "wrong check digits: expected 18")
   end)
