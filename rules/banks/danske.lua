@@ -20,7 +20,7 @@ return {
       version = "4",
       fields = {
         { "SUMMA",    "amount", max = 19, required = true },     -- sent as 12,50
-        { "VIITE",    "ref", min = 4, max = 20, required = true },
+        { "VIITE",    "ref", max = 20, required = true },
         { "KNRO",     "N", max = 12, required = true },
         { "VALUUTTA", "A", max = 3, value = "EUR" },
         { "VERSIO",   "N", max = 1, value = "4" },
@@ -44,7 +44,7 @@ return {
       fields = {
         { "KNRO",     "N", max = 12, required = true },
         { "VALUUTTA", "A", max = 3, value = "EUR" },
-        { "VIITE",    "ref", min = 4, max = 20, required = true },
+        { "VIITE",    "ref", max = 20, required = true },
         { "SUMMA",    "amount", max = 19, required = true },
         { "VERSIO",   "N", max = 1, value = "4" },
         { "STATUS",   "N", max = 1, value = "0" },
@@ -66,7 +66,7 @@ return {
     query = {
       kind = "request", endpoint = "query", method = "POST", answer = "query-response",
       fields = {
-        { "Refno",      "ref", min = 4, max = 20, required = true },
+        { "Refno",      "ref", max = 20, required = true },
         { "MerchantID", "N", max = 12, required = true },
         { "gsaftlnr",   "N", max = 6, required = true },
         { "gsSprog",    "A", max = 2, values = { "FI", "EN" }, default = "FI" },

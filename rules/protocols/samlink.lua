@@ -42,7 +42,7 @@ local PAY10 = plus(PAY3, "NET_KEYVERS")
 local function messages(seller)
   local sid = { "NET_SELLER_ID", "AN", max = seller.max, required = true }
   local sid_refund = { "NET_SELLER_ID", "AN", max = seller.refund_max, required = true }
-  local ref = function(name, req) return { name, "ref", min = seller.ref_min, max = 20, required = req } end
+  local ref = function(name, req) return { name, "ref", max = 20, required = req } end
   local alg = { "NET_ALG", "N", max = 2, value = "03", versions = SHA }
   local keyvers = { "NET_KEYVERS", "N", max = 4, required = { "010" } }  -- "not in use" before 010
   local codes = function(ok, notfound, err)
@@ -210,11 +210,12 @@ end
 --   name, title, endpoints = { payment = URL | { production =, test = }, query = ..., refund = ... },
 --   versions = { MESSAGE = { "003", ... }, ... }: the messages the bank offers and their versions
 --     (a message left out is not offered; default: every message the endpoints allow, all versions),
---   seller_id = { max = 17, refund_max = 13 }  (the seed's lengths), ref_min = 2 (the seed's "123").
+--   seller_id = { max = 17, refund_max = 13 }  (the seed's lengths).
+-- References are standard Finnish ones (4-20 digits, giro.ref); the seed's 3-digit example "123"
+-- is therefore refused.
 function samlink.define(bank)
-  local seller = { max = 17, refund_max = 13, ref_min = 2 }
+  local seller = { max = 17, refund_max = 13 }
   for k, v in pairs(bank.seller_id or {}) do seller[k] = v end
-  if bank.ref_min then seller.ref_min = bank.ref_min end
   local all = messages(seller)
   local endpoints = bank.endpoints or {}
   local answer_of = { ["return"] = "payment", ["query-response"] = "query", ["refund-response"] = "refund" }

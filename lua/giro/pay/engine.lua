@@ -163,7 +163,7 @@ local function compile_plan(bank, mname, msg, version, fields, index, cs)
       plan.norm[k], plan.check[k] = norm, check
       local rq = f.required
       if type(rq) == "table" then rq = set_of(rq)[version] or false end
-      plan.req[k] = rq and true or false
+      plan.req[k] = (rq or (m and i == m.mac_index)) and true or false
       local fixed = f.value
       if type(fixed) == "table" then fixed = fixed[version] end
       if fixed ~= nil then

@@ -7,17 +7,7 @@
 -- `value` is the caller's UTF-8 text, `bytes` what came over the wire in the bank's charset.
 -- `today` is the local date as the integer YYYYMMDD (injected by tests; nil = the clock).
 -- Reasons never contain the field name: the engine prefixes it.
--- TEMPORARY until giro.ref lands on main: the same 7-3-1 rule, only so this branch runs alone.
-local has_ref, ref = pcall(require, "giro.ref")
-if not has_ref or type(ref) ~= "table" or not ref.check then
-  ref = { check = function(_, s)
-    local sum, w = 0, { 7, 3, 1 }
-    local n = #s
-    for i = n - 1, 1, -1 do sum = sum + (s:byte(i) - 48) * w[(n - 1 - i) % 3 + 1] end
-    if (10 - sum % 10) % 10 ~= s:byte(n) - 48 then return false, "check digit mismatch" end
-    return true
-  end }
-end
+local ref = require("giro.ref")
 local find, match, sub, gsub = string.find, string.match, string.sub, string.gsub
 local tointeger = math.tointeger
 
@@ -99,11 +89,12 @@ formats.AN = text
 formats.text = text
 
 --- Digits only ("N").
-function formats.N(spec)
+function formats.N(spec, ctx)
   local min, max = length_rule(spec)
+  local shown = ctx.cs.to_display
   local function check(b)
     if not find(b, "^%d+$") then
-      return nil, b == "" and "must not be empty" or "digits only, got '" .. b .. "'"
+      return nil, b == "" and "must not be empty" or "digits only, got '" .. shown(b) .. "'"
     end
     local n = #b
     if max and n > max then return nil, "at most " .. max .. " digits, got " .. n end
@@ -114,11 +105,12 @@ function formats.N(spec)
 end
 
 --- Letters only ("A"), ASCII.
-function formats.A(spec)
+function formats.A(spec, ctx)
   local min, max = length_rule(spec)
+  local shown = ctx.cs.to_display
   local function check(b)
     if not find(b, "^%a+$") then
-      return nil, b == "" and "must not be empty" or "letters only, got '" .. b .. "'"
+      return nil, b == "" and "must not be empty" or "letters only, got '" .. shown(b) .. "'"
     end
     local n = #b
     if max and n > max then return nil, too_long(n, max) end
@@ -131,12 +123,13 @@ end
 --- An amount of money written with a decimal comma and two decimals ("12,50").
 -- Building accepts 12 / 12,5 / 12,50 / 12.50 and emits 12,50; verifying wants exactly D,DD.
 -- spec.min_cents (default 1): the smallest amount accepted when building.
-function formats.amount(spec)
+function formats.amount(spec, ctx)
   local max = spec.max
   local min_cents = spec.min_cents or 1
+  local shown = ctx.cs.to_display
   local function check(b)
     if not find(b, "^%d+,%d%d$") then
-      return nil, "expected an amount like 12,50 (decimal comma, two decimals), got '" .. b .. "'"
+      return nil, "expected an amount like 12,50 (decimal comma, two decimals), got '" .. shown(b) .. "'"
     end
     if max and #b > max then return nil, too_long(#b, max) end
     return b
@@ -180,7 +173,7 @@ local layouts = {
   },
 }
 
-function formats.date(spec)
+function formats.date(spec, ctx)
   local lay = layouts[spec.layout or "DD.MM.YYYY"]
   if not lay then error("date layout must be DD.MM.YYYY or YYYYMMDD", 0) end
   local dmy, not_past, layout = lay.order == "dmy", spec.not_past, spec.layout or "DD.MM.YYYY"
@@ -199,9 +192,10 @@ function formats.date(spec)
     if m < 1 or m > 12 or d < 1 or d > days_in_month(y, m) then return false end
     return y * 10000 + m * 100 + d
   end
+  local shown = ctx.cs.to_display
   local function check(b)
     local n = value_of(b)
-    if n == nil then return nil, "expected a date " .. layout .. ", got '" .. b .. "'" end
+    if n == nil then return nil, "expected a date " .. layout .. ", got '" .. shown(b) .. "'" end
     if n == false then return nil, "no such date: " .. b end
     return b
   end
@@ -228,24 +222,26 @@ function formats.date(spec)
   return norm, check
 end
 
---- A Finnish reference number (viitenumero, 7-3-1 check digit), checked by giro.ref.
--- spec.min/max: digits (Danske: 4-20).  Building removes the blanks of the printed groups.
-function formats.ref(spec)
-  local min, max = spec.min or 4, spec.max or 20
-  local scheme = spec.scheme or "fi"
-  local refcheck = ref.check
+--- A Finnish reference number (viitenumero): digits with a valid 7-3-1 check digit, as giro.ref
+-- decides (4-20 significant digits).  spec.max: digits on the wire (20).  Building accepts the
+-- printed form (groups of five, leading zeros) and sends the canonical number.
+function formats.ref(spec, ctx)
+  local max = spec.max or 20
+  local shown = ctx.cs.to_display
+  local kind = spec.kind or "fi"
+  local refcheck, refnormalize = ref.check, ref.normalize
   local function check(b)
-    if not find(b, "^%d+$") then return nil, "digits only, got '" .. b .. "'" end
-    local n = #b
-    if n > max then return nil, "at most " .. max .. " digits, got " .. n end
-    if n < min then return nil, "at least " .. min .. " digits, got " .. n end
-    local ok, why = refcheck(scheme, b)
+    if not find(b, "^%d+$") then return nil, "digits only, got '" .. shown(b) .. "'" end
+    if #b > max then return nil, "at most " .. max .. " digits, got " .. #b end
+    local ok, why = refcheck(kind, b)
     if not ok then return nil, "not a valid reference number: " .. tostring(why) end
     return b
   end
   local function norm(v)
-    if find(v, " ", 1, true) then v = gsub(v, " ", "") end
-    return check(v)
+    if find(v, "^[1-9]%d*$") then return check(v) end
+    local c, why = refnormalize(kind, v)
+    if not c then return nil, "not a valid reference number: " .. tostring(why) end
+    return check(c)
   end
   return norm, check
 end
@@ -283,7 +279,7 @@ function formats.url(spec, ctx)
 end
 
 --- A MAC in hex: spec.hexlen digits; spec.case "upper"/"lower"; spec.any_case accepts either.
-function formats.mac(spec)
+function formats.mac(spec, ctx)
   local n = spec.hexlen or 64
   local case, any = spec.case or "upper", spec.any_case
   local strict_pat = case == "upper" and "^[0-9A-F]+$" or "^[0-9a-f]+$"
