@@ -159,6 +159,10 @@ end
 -- Wrapping: the engine's mirror of a rule table
 
 local wrap_fn
+local unwrapped = real_setmetatable({}, { __mode = "k" })  -- wrapper -> rule function
+
+--- The rule function behind a wrapped function (nil for anything else).
+function M.unwrap(f) return unwrapped[f] end
 
 local function wrap_results(o, ...)
   local n = select("#", ...)
@@ -180,6 +184,7 @@ function wrap_fn(fn, o, seen)
   local budget, memory, call = o.budget, o.memory, sandbox.call
   w = function(...) return wrap_results(o, call(budget, memory, fn, ...)) end
   seen[fn] = w
+  unwrapped[w] = fn
   return w
 end
 
@@ -386,7 +391,8 @@ function Rules:env(ctx)
       table.sort(granted)
       error(where(2) .. "require '" .. modname .. "' refused: not a granted module ("
         .. table.concat(granted, ", ") .. ") and no rule file "
-        .. (dirs and (modname:gsub("%.", "/") .. ".lua in " .. table.concat(dirs, ", ")) or "(bad name)"), 0)
+        .. (dirs and (modname:gsub("%.", "/") .. ".lua in "
+          .. (#dirs > 0 and table.concat(dirs, ", ") or "(no rules directories)")) or "(not a valid rule name)"), 0)
     end
     return self:require_rule(modname, path, ctx, where(2))
   end
