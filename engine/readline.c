@@ -9,8 +9,9 @@
  *   readline.isatty(fd)           -> boolean (0 = stdin, 1 = stdout)
  *
  * Ctrl-C at the prompt: while readline() waits, SIGINT goes to a handler
- * that only sets a flag; readline's signal-event hook sees it and ends the
- * line, which readline.readline reports as false.  Outside the prompt SIGINT
+ * that only sets a flag; the interrupted read() returns to our input
+ * function, which empties and ends the line, and readline.readline reports
+ * false.  Outside the prompt SIGINT
  * keeps its usual disposition.  That flag is the one static variable here:
  * a signal handler has nowhere else to put it.  readline's own state (the
  * history list, rl_* variables) is the library's.
@@ -35,14 +36,26 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
-/* called by readline when a read() was interrupted by a signal */
-static int signal_event(void)
+/* readline's input function while the prompt waits: like rl_getc, but a
+ * Ctrl-C ends the line at once (readline's own rl_getc would keep reading,
+ * and the next keys typed would go to the cancelled line). */
+static int getc_or_interrupt(FILE *in)
 {
-    if (interrupted) {
-        rl_replace_line("", 0);
-        rl_done = 1;
+    for (;;) {
+        unsigned char c;
+        ssize_t n = read(fileno(in), &c, 1);
+        if (n == 1)
+            return c;
+        if (n == 0)
+            return EOF;
+        if (errno != EINTR)
+            return EOF;
+        if (interrupted) {
+            rl_replace_line("", 0);
+            return '\n';
+        }
+        rl_check_signals();   /* e.g. a window resize readline caught */
     }
-    return 0;
 }
 
 /* The line readline mallocs is owned by a userdata until it is a Lua string,
@@ -71,17 +84,16 @@ static int l_readline(lua_State *L)
     sa.sa_flags = 0;  /* no SA_RESTART: the read() must see EINTR */
     interrupted = 0;
     rl_catch_signals = 0;
-    rl_signal_event_hook = signal_event;
+    rl_getc_function = getc_or_interrupt;
     sigaction(SIGINT, &sa, &old);
     b->line = readline(prompt);
     sigaction(SIGINT, &old, NULL);
-    rl_signal_event_hook = NULL;
+    rl_getc_function = rl_getc;
 
     if (interrupted) {
         interrupted = 0;
         free(b->line);
         b->line = NULL;
-        fputc('\n', rl_outstream ? rl_outstream : stdout);
         lua_pushboolean(L, 0);
         return 1;
     }
