@@ -197,7 +197,16 @@ static int run_limited(lua_State *L)
     f.ga->refused = old_refused;
     lua_sethook(L, old_hook, old_mask, old_count);
     if (f.prev) {
+        /* the caller pays for the inner call; if that used up the caller's
+         * own limits, its hook trips on its next instruction */
         f.prev->count += f.count;
+        int over = f.prev->budget && f.prev->count >= f.prev->budget;
+        if ((refused || f.tripped == TRIP_MEMORY) && f.soft == f.prev->soft) {
+            f.ga->refused = 1;
+            over = 1;
+        }
+        if (over)
+            lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
         lua_pushlightuserdata(L, f.prev);
     } else {
         lua_pushnil(L);

@@ -343,7 +343,12 @@ function Rules:resolve(name, from)
   local dirs = self:dirs()
   local d = from and from:match("^(.*)/[^/]*$")
   while d and d ~= "" do
-    if d:match("/rules$") or d == "rules" then dirs[#dirs + 1] = d break end
+    if d:match("/rules$") or d == "rules" then
+      local dup = false
+      for _, x in ipairs(dirs) do dup = dup or x == d end
+      if not dup then dirs[#dirs + 1] = d end
+      break
+    end
     d = d:match("^(.*)/[^/]*$")
   end
   for _, dir in ipairs(dirs) do
