@@ -229,7 +229,7 @@ describe("giro.rules", function()
     it("adds opts.env names and extra grants; a granted module may be absent", function()
       local r = fixtures({ env = { helper = function(s) return "<" .. s .. ">" end } })
       local acme = assert(r:load(FIX .. "/billers/acme.lua"))
-      assert.equal("<ABC>", acme.check("abc"))
+      assert.equal("<ABC>", acme.decorate("abc"))
       local dir = tmpdir()
       write(dir .. "/g.lua", [[
         local M = {}

@@ -193,12 +193,13 @@ end
 -- Returns fn | nil, "incomplete" | nil, message.
 function Session:compile(chunk)
   local src = chunk:gsub("^%s*=", "return ", 1)
-  local fn = load("return " .. src, "=stdin", "t", self.env)
+  local fn, rerr = load("return " .. src, "=stdin", "t", self.env)
   if fn then return fn end
   local err
   fn, err = load(src, "=stdin", "t", self.env)
   if fn then return fn end
-  if err:find("<eof>$") then return nil, "incomplete" end
+  -- unfinished as a statement ("for i = 1, 2 do") or as an expression ("{")
+  if err:find("<eof>$") or rerr:find("<eof>$") then return nil, "incomplete" end
   return nil, err
 end
 
