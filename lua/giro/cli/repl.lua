@@ -14,8 +14,8 @@ file that does not return a table runs as a script in the session.
 
 Commands: :help, :load FILE|NAME, :run FILE, :reload (re-read changed rule files),
 :rules (list bank and biller rule files), :quit (or Ctrl-D).  Ctrl-C cancels the
-line being typed.  History is kept in ~/.giro_history ($GIRO_HISTORY overrides; empty
-disables).
+line being typed (while Lua code runs it stops giro, as usual).  History is kept in
+~/.giro_history ($GIRO_HISTORY overrides; empty disables).
 
 When stdin is not a terminal, lines are read from it without prompts (batch mode);
 errors go to stderr and the exit status is 1 if any input failed.
