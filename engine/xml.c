@@ -106,6 +106,9 @@ static void fail(xml_parse *p, int line, const char *fmt, ...)
         size_t n = strlen(p->err);
         while (n > 0 && (p->err[n - 1] == '\n' || p->err[n - 1] == ' '))
             p->err[--n] = '\0';
+        for (char *c = p->err; *c != '\0'; c++)   /* libxml2 adds "\nBytes: ..." */
+            if (*c == '\n')
+                *c = ' ';
         p->failed = 1;
         p->errline = line;
     }
@@ -118,9 +121,22 @@ static void on_parse_error(void *ud, xmlErrorPtr e)
     (void)ud;
     if (e == NULL || e->level < XML_ERR_ERROR || e->ctxt == NULL)
         return;
-    xml_parse *p = ((xmlParserCtxtPtr)e->ctxt)->_private;
-    if (p != NULL)
-        fail(p, e->line, "%s", e->message != NULL ? e->message : "parse error");
+    xmlParserCtxtPtr c = e->ctxt;
+    xml_parse *p = c->_private;
+    if (p == NULL)
+        return;
+    if (c->input != NULL && c->input->buf != NULL && c->input->buf->error != 0) {
+        /* the decoder failed: its own message went to libxml2's generic
+         * channel, and what the parser says next ("Extra content") misleads */
+        fail(p, 0, "input is not valid %s", p->enc[0] ? p->enc : "in its declared encoding");
+        return;
+    }
+    if (e->code == XML_ERR_DOCUMENT_END && c->nameNr > 0 && c->name != NULL) {
+        /* the push parser's words for a truncated document */
+        fail(p, e->line, "premature end of document: <%s> is not closed", (const char *)c->name);
+        return;
+    }
+    fail(p, e->line, "%s", e->message != NULL ? e->message : "parse error");
 }
 
 static int arena_reserve(xml_parse *p, size_t n)
@@ -525,9 +541,17 @@ static void px_feed(xml_parse *p)
         data += n4;
         n -= n4;
     }
+    if (last && n == 0 && p->mempos == 0 && (p->fp == NULL || ftell(p->fp) <= 0) && !p->failed) {
+        fail(p, 1, "document is empty");
+        p->done = 1;
+        return;
+    }
     int rc = xmlParseChunk(p->ctxt, data, (int)n, last);
     if (last)
         p->done = 1;
+    if (!p->failed && p->ctxt->input != NULL && p->ctxt->input->buf != NULL
+        && p->ctxt->input->buf->error != 0)
+        fail(p, 0, "input is not valid %s", p->enc[0] ? p->enc : "in its declared encoding");
     if (!p->failed && (rc != 0 || (last && !p->ctxt->wellFormed))) {
         xmlErrorPtr e = xmlCtxtGetLastError(p->ctxt);
         fail(p, e != NULL ? e->line : cur_line(p), "%s",
@@ -1353,8 +1377,11 @@ static void check_text(lua_State *L, const char *s, size_t n, const char *what)
         int k = utf8_dec(u + i, n - i, &cp);
         if (k == 0)
             luaL_error(L, "giro.xml: invalid UTF-8 in %s at byte %d", what, (int)(i + 1));
-        if ((cp < 0x20 && cp != 9 && cp != 10 && cp != 13) || cp == 0xFFFE || cp == 0xFFFF)
-            luaL_error(L, "giro.xml: character U+%04X in %s is not allowed in XML", cp, what);
+        if ((cp < 0x20 && cp != 9 && cp != 10 && cp != 13) || cp == 0xFFFE || cp == 0xFFFF) {
+            char u4[16];
+            snprintf(u4, sizeof u4, "U+%04X", cp);
+            luaL_error(L, "giro.xml: character %s in %s is not allowed in XML", u4, what);
+        }
         i += (size_t)k;
     }
 }
@@ -1971,9 +1998,20 @@ static const luaL_Reg xml_funcs[] = {
     { NULL, NULL }
 };
 
+/* Messages that libxml2 raises without any parser context (the character
+ * decoders, some I/O errors) can only go to its generic channel, which
+ * prints to stderr by default.  Point it, once, at a sink: everything we
+ * report comes from the per-parser handlers above. */
+static void quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
 int luaopen_giro_xml(lua_State *L)
 {
     xmlInitParser();
+    xmlSetGenericErrorFunc(NULL, quiet);
     luaL_newmetatable(L, READER_MT);
     luaL_setfuncs(L, reader_meta, 0);
     luaL_newlib(L, reader_methods);
