@@ -1078,6 +1078,13 @@ static void vjob_free(xml_vjob *j)
         xmlSchemaFree(j->schema);
         j->schema = NULL;
     }
+    if (j->p.dtdv != NULL) {
+        /* a document that stopped early leaves states (with their regexp
+         * executions) on the validator's stack: pop them, quietly */
+        j->p.dtdv->error = dtd_vwarning;
+        while (j->p.nnodes > 0)
+            dtd_end(&j->p);
+    }
     while (j->p.nnodes > 0)                 /* before their document */
         xmlFreeNode(j->p.nodes[--j->p.nnodes]);
     if (j->p.dtdv != NULL) {
