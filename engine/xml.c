@@ -591,6 +591,16 @@ static int px_next(xml_parse *p, xml_event *out)
         if (p->head == p->nev) {
             p->head = p->nev = 0;
             p->alen = 0;
+        } else if (p->head + 1 == p->nev) {
+            /* only an unfinished text is left: move it to the front, or the
+             * arena would grow whenever a chunk ends inside a text */
+            xml_event *e = &p->ev[p->head];
+            memmove(p->arena, p->arena + e->val, e->vallen);
+            e->val = 0;
+            p->alen = e->vallen;
+            p->ev[0] = *e;
+            p->head = 0;
+            p->nev = 1;
         }
         px_feed(p);
     }
