@@ -113,6 +113,32 @@ return {
     assert.equal("42", res.fields.ID)
   end)
 
+  it("reports a definition file's error as FILE:LINE, and a hook's failure as a reason", function()
+    local path = os.tmpname() .. ".lua"
+    local f = assert(io.open(path, "w"))
+    f:write("return {\n  messages = {\n    payment = nil + 1,\n  },\n}\n")
+    f:close()
+    local b, err = pay.bank(path)
+    assert.is_nil(b)
+    assert.matches(path .. ":3: ", err, 1, true)
+    f = assert(io.open(path, "w"))
+    f:write([[
+return { messages = { ["return"] = {
+  kind = "response", fields = { { "ID", "N", max = 6, required = true } }, mac = false,
+  validate = function(f) if f.ID == "13" then return nil, "unlucky" end
+    if f.ID == "99" then while true do end end return true end,
+} } }
+]])
+    f:close()
+    b = assert(pay.bank(path))
+    os.remove(path)
+    assert.truthy(b:verify("return", "ID=12"))
+    assert.same({ nil, "unlucky" }, { b:verify("return", "ID=13") })
+    local res, why = b:verify("return", "ID=99")            -- the sandbox's budget stops the loop
+    assert.is_nil(res)
+    assert.matches("validate hook failed", why, 1, true)
+  end)
+
   it("rejects a broken definition with a message naming the problem", function()
     local bad = { name = "bad", messages = { payment = { fields = { { "A", "nosuch" } } } } }
     local b, err = pay.bank(bad)

@@ -293,6 +293,13 @@ end
 
 local last_today_in, last_today  -- one-entry cache of the parsed opts.today
 
+-- A definition's hook (sandboxed by giro.rules when it comes from a file): its error is a reason.
+local function run_hook(hook, fields, version)
+  local ok, res, why = pcall(hook, fields, version)
+  if not ok then return nil, "the definition's validate hook failed: " .. tostring(res) end
+  return res, why
+end
+
 function Message:plan_for(version)
   local plan = self.plans[version or 1]
   if plan then return plan end
@@ -371,7 +378,7 @@ function Message:build(input, opts)
   end
   local hook = self.def.validate
   if hook then
-    local ok, why = hook(self:_map(plan, vals), plan.version)
+    local ok, why = run_hook(hook, self:_map(plan, vals), plan.version)
     if not ok then return nil, tostring(why or "rejected by the definition's validate hook") end
   end
   local mac
@@ -596,7 +603,7 @@ function Message:verify(input, opts)
   end
   local hook = self.def.validate
   if hook then
-    local ok, why = hook(out, plan.version)
+    local ok, why = run_hook(hook, out, plan.version)
     if not ok then return nil, tostring(why or "rejected by the definition's validate hook") end
   end
   local res = { bank = self.bank.name, message = self.name, version = plan.version, fields = out,
@@ -617,7 +624,8 @@ function Message:verify(input, opts)
   end
   local describe = self.def.describe
   if describe then
-    local notes = describe(out, plan.version)
+    local ok, notes = pcall(describe, out, plan.version)
+    if not ok then return nil, "the definition's describe hook failed: " .. tostring(notes) end
     if type(notes) == "table" and #notes > 0 then res.notes = notes end
   end
   if opts.expect then
