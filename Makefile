@@ -4,42 +4,63 @@
 PREFIX   ?= /usr/local
 VERSION  := 0.1.0
 CC       ?= cc
-PKGS     := lua5.4 libxml-2.0 libcurl openssl
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -pedantic \
             -DGIRO_VERSION='"$(VERSION)"' -DGIRO_PREFIX='"$(PREFIX)"'
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lreadline
+# deferred (=): evaluated after `make deps` has installed pkg-config and the -dev packages
+PKG_CFLAGS = $(shell pkg-config --cflags lua5.4 libxml-2.0 libcurl openssl 2>/dev/null)
+CORE_LIBS  = $(shell pkg-config --libs lua5.4 libcrypto 2>/dev/null) -lreadline
+XML_LIBS   = $(shell pkg-config --libs libxml-2.0 2>/dev/null)
+HTTP_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
 
-SRC      := $(wildcard engine/*.c)
+# giro.xml and giro.http are Lua C modules (shared objects, loaded by `require`)
+# rather than part of the executable: libcurl's and libxml2's dependency chains
+# (LDAP, Kerberos, ICU, ...) cost ~15 ms of dynamic loading at every start, which
+# commands that never touch XML or HTTP (a web shop spawning `giro pay form`)
+# should not pay.  The core links only Lua, OpenSSL and readline.
+MODULES  := xml http
+MOD_SRC  := $(MODULES:%=engine/%.c)
+SRC      := $(filter-out $(MOD_SRC),$(wildcard engine/*.c))
 HDR      := $(wildcard engine/*.h)
 OBJ      := $(SRC:engine/%.c=build/%.o)
 ASAN_OBJ := $(SRC:engine/%.c=build/asan/%.o)
+MODS      := $(MODULES:%=build/lib/giro/%.so)
+ASAN_MODS := $(MODULES:%=build/asan/lib/giro/%.so)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Packages needed to build and run (first line) and, in addition, to test and bench.
 DEPS_RUN  := liblua5.4-dev libxml2-dev libssl-dev libcurl4-openssl-dev libreadline-dev \
              lua-sql-sqlite3 lua-sql-postgres lua-cjson lua-filesystem pkg-config gcc make
-DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux
+DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec
 
 .PHONY: all deps deps-test test test-normal test-asan demo bench install uninstall clean
 
 all: giro
 
-giro: $(OBJ)
-	$(CC) $(CFLAGS) -o $@ $(OBJ) $(PKG_LIBS)
+giro: $(OBJ) $(MODS)
+	$(CC) $(CFLAGS) -o $@ $(OBJ) $(CORE_LIBS)
 
-build/%.o: engine/%.c $(HDR) | build
+build/%.o: engine/%.c $(HDR) | build/asan/lib/giro build/lib/giro
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-build/asan/giro: $(ASAN_OBJ)
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(ASAN_OBJ) $(PKG_LIBS)
+build/lib/giro/xml.so: LIBS = $(XML_LIBS)
+build/lib/giro/http.so: LIBS = $(HTTP_LIBS)
+build/lib/giro/%.so: engine/%.c $(HDR) | build/lib/giro
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -fPIC -shared -o $@ $< $(LIBS)
 
-build/asan/%.o: engine/%.c $(HDR) | build
+build/asan/giro: $(ASAN_OBJ) $(ASAN_MODS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(ASAN_OBJ) $(CORE_LIBS)
+
+build/asan/%.o: engine/%.c $(HDR) | build/asan/lib/giro
 	$(CC) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-build:
-	@mkdir -p build/asan
+build/asan/lib/giro/xml.so: LIBS = $(XML_LIBS)
+build/asan/lib/giro/http.so: LIBS = $(HTTP_LIBS)
+build/asan/lib/giro/%.so: engine/%.c $(HDR) | build/asan/lib/giro
+	$(CC) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -fPIC -shared -o $@ $< $(LIBS)
+
+build/lib/giro build/asan/lib/giro:
+	@mkdir -p $@
 
 deps:
 	@sh .ci/deps.sh $(DEPS_RUN)
@@ -60,13 +81,14 @@ bench: deps-test giro
 	@sh bench/run.sh
 
 install: giro
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/giro
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/giro $(DESTDIR)$(PREFIX)/lib/giro/giro
 	install -m 755 giro $(DESTDIR)$(PREFIX)/bin/giro
+	install -m 644 $(MODS) $(DESTDIR)$(PREFIX)/lib/giro/giro/
 	cp -R lua rules $(DESTDIR)$(PREFIX)/share/giro/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/giro
-	rm -rf $(DESTDIR)$(PREFIX)/share/giro
+	rm -rf $(DESTDIR)$(PREFIX)/share/giro $(DESTDIR)$(PREFIX)/lib/giro
 
 clean:
 	rm -rf build giro

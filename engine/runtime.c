@@ -13,11 +13,11 @@
 #include <lualib.h>
 #include "giro.h"
 
-/* Every module the core offers; the sandbox grants rules a subset by name. */
+/* The modules linked into the executable; the sandbox grants rules a subset by
+ * name.  giro.xml and giro.http are shared objects found through package.cpath
+ * (see the Makefile for why). */
 static const luaL_Reg giro_modules[] = {
     { "giro.hash",       luaopen_giro_hash },
-    { "giro.xml",        luaopen_giro_xml },
-    { "giro.http",       luaopen_giro_http },
     { "giro.checkdigit", luaopen_giro_checkdigit },
     { "giro.sandbox",    luaopen_giro_sandbox },
     { "giro.readline",   luaopen_giro_readline },
@@ -64,9 +64,28 @@ static int file_exists(const char *path)
     return access(path, R_OK) == 0;
 }
 
-/* Where giro's lua/ and rules/ are: next to the executable (source tree),
- * two levels up (build/asan/giro), or PREFIX/share/giro (installed). */
-static int find_root(const char *argv0, char *root, size_t n)
+/* The first of the candidate directories (printf patterns over the
+ * executable's directory) that holds `probe`, made absolute. */
+static int find_dir(const char *exedir, const char *const *candidates, size_t ncand,
+                    const char *probe, char *out, size_t n)
+{
+    for (size_t i = 0; i < ncand; i++) {
+        char dir[PATH_MAX + 32], path[PATH_MAX + 96], real[PATH_MAX];
+        snprintf(dir, sizeof dir, candidates[i], exedir);
+        snprintf(path, sizeof path, "%s/%s", dir, probe);
+        if (file_exists(path) && realpath(dir, real) != NULL) {
+            snprintf(out, n, "%s", real);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Where giro's lua/ and rules/ are (root) and its C modules (moddir):
+ *   source tree:  ./giro            -> .            and ./build/lib
+ *   sanitizer:    build/asan/giro   -> ../..        and build/asan/lib
+ *   installed:    PREFIX/bin/giro   -> ../share/giro and ../lib/giro   */
+static int find_dirs(const char *argv0, char *root, char *moddir, size_t n)
 {
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -80,27 +99,18 @@ static int find_root(const char *argv0, char *root, size_t n)
     if (slash == NULL)
         return -1;
     *slash = '\0';
-    const char *candidates[] = { "%s", "%s/../share/giro", "%s/../.." };
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        char probe[PATH_MAX + 64], dir[PATH_MAX + 32], real[PATH_MAX];
-        snprintf(dir, sizeof dir, candidates[i], exe);
-        snprintf(probe, sizeof probe, "%s/lua/giro/cli/init.lua", dir);
-        if (file_exists(probe) && realpath(dir, real) != NULL) {
-            snprintf(root, n, "%s", real);
-            return 0;
-        }
-    }
-#ifdef GIRO_PREFIX
-    snprintf(root, n, "%s/share/giro", GIRO_PREFIX);
+    static const char *const roots[] = { "%s", "%s/../share/giro", "%s/../.." };
+    static const char *const mods[] = { "%s/build/lib", "%s/lib", "%s/../lib/giro" };
+    if (find_dir(exe, roots, 3, "lua/giro/cli/init.lua", root, n) != 0)
+        snprintf(root, n, "%s/share/giro", GIRO_PREFIX);
+    if (find_dir(exe, mods, 3, "giro/http.so", moddir, n) != 0)
+        snprintf(moddir, n, "%s/lib/giro", GIRO_PREFIX);
     return 0;
-#else
-    return -1;
-#endif
 }
 
 /* package.path = GIRO_PATH entries, giro's library, then Lua's default (so
  * Debian's busted, LuaSQL and cjson load with a plain require). */
-static void set_paths(lua_State *L, const char *root)
+static void set_paths(lua_State *L, const char *root, const char *moddir)
 {
     lua_getglobal(L, "package");                        /* [package] */
     lua_newtable(L);                                    /* [package, dirs] */
@@ -128,6 +138,10 @@ static void set_paths(lua_State *L, const char *root)
     lua_getfield(L, -1 - ndirs - 1, "path");
     lua_concat(L, ndirs + 1);                           /* [package, dirs, path] */
     lua_setfield(L, -3, "path");                        /* [package, dirs] */
+    lua_getfield(L, -2, "cpath");
+    lua_pushfstring(L, "%s/?.so;%s", moddir, lua_tostring(L, -1));
+    lua_setfield(L, -4, "cpath");
+    lua_pop(L, 1);                                      /* [package, dirs] */
 
     /* giro.host: read-only facts about this process for the Lua library */
     lua_newtable(L);                                    /* [package, dirs, host] */
@@ -145,8 +159,8 @@ static void set_paths(lua_State *L, const char *root)
 
 lua_State *giro_newstate(giro_alloc *ga, const char *argv0, char *err, size_t errlen)
 {
-    char root[PATH_MAX];
-    if (find_root(argv0, root, sizeof root) != 0) {
+    char root[PATH_MAX], moddir[PATH_MAX];
+    if (find_dirs(argv0, root, moddir, sizeof root) != 0) {
         snprintf(err, errlen, "cannot find giro's Lua library next to the executable");
         return NULL;
     }
@@ -162,6 +176,6 @@ lua_State *giro_newstate(giro_alloc *ga, const char *argv0, char *err, size_t er
         lua_setfield(L, -2, m->name);
     }
     lua_pop(L, 1);
-    set_paths(L, root);
+    set_paths(L, root, moddir);
     return L;
 }

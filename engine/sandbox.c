@@ -1,8 +1,277 @@
-/* giro.sandbox — placeholder until its implementation lands (see the issue). */
+/*
+ * giro.sandbox — run a function under an instruction budget and a memory cap,
+ * in the engine's own lua_State (no marshalling; see lua/giro/rules.lua for
+ * the environment a rule file gets).
+ *
+ *   sandbox.call(budget, memcap, fn, ...)  -> fn's results, or raises the error
+ *   sandbox.pcall(budget, memcap, fn, ...) -> true, results... | false, error
+ *   sandbox.memory()                       -> bytes in use, current limit (0 = none)
+ *
+ * budget: instructions for this call (0 = no budget); memcap: bytes the state
+ * may grow during this call (0 = no cap).  Calls nest: an inner call never
+ * gets more than its caller has left.
+ *
+ * Instructions are counted by a count hook every PERIOD instructions.  When
+ * the budget runs out the hook raises "FILE:LINE: instruction budget of N
+ * exceeded" at the running line and re-arms itself on every instruction, so
+ * a pcall inside the rule cannot swallow it (after redis's luaMaskCountHook).
+ *
+ * Memory is capped through giro_alloc (engine/giro.h): during the call the
+ * allocator refuses to grow past start + cap + cap/4 (a hard stop for a
+ * single huge allocation), and the hook reports growth past start + cap at
+ * the running line.  An allocation the allocator refused is reported as
+ * "FILE:LINE: memory cap of N bytes exceeded" with the file and first line
+ * of the called function (the allocator cannot know the line).
+ *
+ * The frame of the running call lives on the C stack of sandbox.call; the
+ * registry holds a pointer to it under the address of FRAME_KEY, so there is
+ * no mutable C global.
+ */
+#include <stdio.h>
+#include <string.h>
 #include "giro.h"
+
+enum { PERIOD = 1000, SRC_MAX = 1024, MSG_MAX = 2400 };
+enum { TRIP_NONE, TRIP_BUDGET, TRIP_MEMORY };
+
+static const char FRAME_KEY = 'f';  /* its address keys the registry */
+
+typedef struct sb_frame {
+    struct sb_frame *prev;
+    giro_alloc *ga;
+    lua_Integer budget;        /* effective budget, 0 = none */
+    lua_Integer budget_shown;  /* the budget named in the message */
+    lua_Integer count;         /* instructions counted so far */
+    int period;
+    size_t soft, hard;         /* soft: reported cap; hard: allocator limit */
+    size_t cap_shown;
+    int tripped;
+    char fnsrc[SRC_MAX];       /* source of the called function ("@path") */
+    int fnline;                /* its first line (1 for a main chunk) */
+    char msg[MSG_MAX];
+} sb_frame;
+
+static sb_frame *current_frame(lua_State *L)
+{
+    sb_frame *f;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &FRAME_KEY);      /* [frame?] */
+    f = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return f;
+}
+
+static const char *plain_source(const char *source, const char *short_src)
+{
+    return source[0] == '@' ? source + 1 : short_src;
+}
+
+/* "FILE:LINE: what" at the running line; when the running code is not from
+ * the called function's file (a helper the rule called), also name the
+ * innermost line of that file on the stack. */
+static void describe(lua_State *L, sb_frame *f, lua_Debug *ar, const char *what)
+{
+    lua_getinfo(L, "Sl", ar);
+    int n = snprintf(f->msg, sizeof f->msg, "%.1024s:%d: %.96s",
+                     plain_source(ar->source, ar->short_src), ar->currentline, what);
+    if (strcmp(ar->source, f->fnsrc) == 0 || n < 0 || (size_t)n >= sizeof f->msg)
+        return;
+    lua_Debug d;
+    for (int level = 1; lua_getstack(L, level, &d); level++) {
+        lua_getinfo(L, "Sl", &d);
+        if (strcmp(d.source, f->fnsrc) == 0) {
+            snprintf(f->msg + n, sizeof f->msg - (size_t)n, " (called from %.1024s:%d)",
+                     plain_source(d.source, d.short_src), d.currentline);
+            return;
+        }
+    }
+}
+
+static void trip(lua_State *L, sb_frame *f, lua_Debug *ar, int why)
+{
+    char what[96];
+    if (why == TRIP_BUDGET)
+        snprintf(what, sizeof what, "instruction budget of %lld exceeded",
+                 (long long)f->budget_shown);
+    else
+        snprintf(what, sizeof what, "memory cap of %zu bytes exceeded", f->cap_shown);
+    describe(L, f, ar, what);
+    f->tripped = why;
+}
+
+static void sb_hook(lua_State *L, lua_Debug *ar)
+{
+    sb_frame *f = current_frame(L);
+    if (f == NULL)
+        return;
+    if (!f->tripped) {
+        f->count += f->period;
+        if (f->budget && f->count >= f->budget) {
+            trip(L, f, ar, TRIP_BUDGET);
+        } else if (f->soft) {
+            if (f->ga->refused) {           /* the rule swallowed a refusal */
+                trip(L, f, ar, TRIP_MEMORY);
+            } else if (f->ga->used > f->soft) {
+                lua_gc(L, LUA_GCCOLLECT);   /* count live data, not garbage */
+                if (f->ga->used > f->soft)
+                    trip(L, f, ar, TRIP_MEMORY);
+            }
+        }
+        if (!f->tripped)
+            return;
+        /* from now on fire on every instruction: pcall cannot swallow it */
+        lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+    }
+    lua_pushstring(L, f->msg);
+    lua_error(L);
+}
+
+static lua_Integer check_limit(lua_State *L, int arg)
+{
+    lua_Integer n = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, n >= 0, arg, "must be 0 (no limit) or positive");
+    return n;
+}
+
+/* Run the function at index 3 with the arguments above it under the limits
+ * at indices 1 and 2.  Leaves either the results (returns their count) or
+ * the error value (returns -1) on top of the stack, above index 2. */
+static int run_limited(lua_State *L)
+{
+    lua_Integer budget = check_limit(L, 1);
+    lua_Integer memcap = check_limit(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    void *ud;
+    if (lua_getallocf(L, &ud) != giro_allocf)
+        return luaL_error(L, "giro.sandbox: the state does not use giro's allocator");
+
+    sb_frame f;
+    memset(&f, 0, sizeof f);
+    f.ga = ud;
+    f.prev = current_frame(L);
+
+    lua_Debug ar;
+    lua_pushvalue(L, 3);
+    lua_getinfo(L, ">S", &ar);
+    snprintf(f.fnsrc, sizeof f.fnsrc, "%s", ar.source);
+    f.fnline = ar.linedefined > 0 ? ar.linedefined : 1;
+
+    f.budget = f.budget_shown = budget;
+    if (f.prev && f.prev->budget) {
+        lua_Integer left = f.prev->budget - f.prev->count;
+        if (left < 1)
+            left = 1;
+        if (f.budget == 0 || left < f.budget) {
+            f.budget = left;
+            f.budget_shown = f.prev->budget_shown;
+        }
+    }
+    f.period = (f.budget && f.budget < PERIOD) ? (int)f.budget : PERIOD;
+
+    size_t cap = (size_t)memcap;
+    f.cap_shown = cap;
+    if (cap) {
+        f.soft = f.ga->used + cap;
+        f.hard = f.soft + cap / 4;
+    }
+    if (f.prev && f.prev->soft && (f.soft == 0 || f.prev->soft < f.soft)) {
+        f.soft = f.prev->soft;
+        f.hard = f.prev->hard;
+        f.cap_shown = f.prev->cap_shown;
+    }
+
+    /* publish the frame first: this is the only step that may raise */
+    lua_pushlightuserdata(L, &f);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &FRAME_KEY);
+
+    lua_Hook old_hook = lua_gethook(L);
+    int old_mask = lua_gethookmask(L), old_count = lua_gethookcount(L);
+    size_t old_limit = f.ga->limit;
+    int old_refused = f.ga->refused;
+
+    lua_sethook(L, sb_hook, LUA_MASKCOUNT, f.period);
+    f.ga->refused = 0;
+    f.ga->limit = f.hard;
+    int status = lua_pcall(L, lua_gettop(L) - 3, LUA_MULTRET, 0);
+    int refused = f.ga->refused;
+    f.ga->limit = old_limit;
+    f.ga->refused = old_refused;
+    lua_sethook(L, old_hook, old_mask, old_count);
+    if (f.prev) {
+        /* the caller pays for the inner call; if that used up the caller's
+         * own limits, its hook trips on its next instruction */
+        f.prev->count += f.count;
+        int over = f.prev->budget && f.prev->count >= f.prev->budget;
+        if ((refused || f.tripped == TRIP_MEMORY) && f.soft == f.prev->soft) {
+            f.ga->refused = 1;
+            over = 1;
+        }
+        if (over)
+            lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+        lua_pushlightuserdata(L, f.prev);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &FRAME_KEY);     /* key exists: no allocation */
+
+    if (f.tripped) {
+        if (f.tripped == TRIP_MEMORY)
+            lua_gc(L, LUA_GCCOLLECT);
+        lua_pushstring(L, f.msg);
+        return -1;
+    }
+    if (refused) {   /* a refused allocation, even if the rule caught it */
+        lua_gc(L, LUA_GCCOLLECT);
+        snprintf(f.msg, sizeof f.msg, "%.1024s:%d: memory cap of %zu bytes exceeded",
+                 plain_source(f.fnsrc, "?"), f.fnline, f.cap_shown);
+        lua_pushstring(L, f.msg);
+        return -1;
+    }
+    if (status != LUA_OK)
+        return -1;
+    return lua_gettop(L) - 2;
+}
+
+static int sb_call(lua_State *L)
+{
+    int n = run_limited(L);
+    if (n < 0)
+        return lua_error(L);
+    return n;
+}
+
+static int sb_pcall(lua_State *L)
+{
+    int n = run_limited(L);
+    if (n < 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, 3);
+    return n + 1;
+}
+
+static int sb_memory(lua_State *L)
+{
+    void *ud;
+    if (lua_getallocf(L, &ud) != giro_allocf)
+        return luaL_error(L, "giro.sandbox: the state does not use giro's allocator");
+    giro_alloc *ga = ud;
+    lua_pushinteger(L, (lua_Integer)ga->used);
+    lua_pushinteger(L, (lua_Integer)ga->limit);
+    return 2;
+}
+
+static const luaL_Reg sandbox_funcs[] = {
+    { "call",   sb_call },
+    { "pcall",  sb_pcall },
+    { "memory", sb_memory },
+    { NULL, NULL }
+};
 
 int luaopen_giro_sandbox(lua_State *L)
 {
-    lua_newtable(L);
+    luaL_newlib(L, sandbox_funcs);
     return 1;
 }

@@ -1,0 +1,199 @@
+--- giro pay: Finnish bank payment buttons (bank definitions in rules/banks/, see docs/banks.md).
+local cli = require("giro.cli")
+local args = require("giro.cli.args")
+
+local M = {
+  summary = "build and verify Finnish bank payment-button messages (Säästöpankki, Danske, ...)",
+  usage = [[giro pay banks
+       giro pay form BANK [--version V] (--key-file F | --key-env VAR) [--format lines|json|html] NAME=VALUE...
+       giro pay verify BANK MESSAGE (--key-file F | --key-env VAR) [--expect NAME=VALUE]... [QUERYSTRING | -]
+       giro pay query BANK (--key-file F | --key-env VAR) [--url URL] [--dry-run] NAME=VALUE...
+       giro pay refund BANK (--key-file F | --key-env VAR) [--url URL] [--dry-run] NAME=VALUE...]],
+  help = [[
+banks    lists the bank definitions found (rules/banks/*.lua), their messages and versions.
+form     prints the payment request: `lines` (default) one NAME=VALUE a line in the bank's order,
+         MAC included; `json` an object with the action URL and the ordered fields; `html` a POST
+         form with hidden inputs.  Inputs use the bank's own field names (SUMMA, NET_AMOUNT, ...);
+         fixed fields (currency, version, algorithm) are filled in.  --message M builds another
+         request message; --test uses the bank's test endpoint.
+verify   checks an incoming MESSAGE (return, query-response, refund-response): the query string
+         or POST body is the argument, or stdin with `-` or no argument.  Exit 0 and the parsed
+         fields when formats and MAC hold; exit 1 and the reason (the field, or "MAC mismatch").
+         --expect NAME=VALUE also requires a field to equal the shop's value (amounts numerically).
+query    builds the query request, POSTs it (--url overrides the endpoint), verifies and prints
+refund   the answer.  --dry-run prints the request fields instead and sends nothing.
+
+Keys come only from --key-file (content, trailing newline stripped) or --key-env (a variable's
+name); they are never printed.  Values are UTF-8; the bank receives its own charset (ISO-8859-1).
+--today DATE (YYYY-MM-DD) sets the date used for "not in the past" checks.
+
+exit: 0 ok, 1 rejected (bad input, bad message, MAC mismatch), 2 usage, 3 environment]],
+}
+
+local pay  -- loaded on demand (keeps `giro help` light)
+
+local function bank_or_fail(name)
+  pay = pay or require("giro.pay")
+  if not name then cli.usage("which bank? (see: giro pay banks)") end
+  local b, err = pay.bank(name)
+  if not b then
+    if err:find("^no bank definition") then cli.usage("%s", err) end
+    cli.env("%s", err)
+  end
+  return b
+end
+
+local function read_key(opt, needed)
+  if opt["key-file"] and opt["key-env"] then cli.usage("give either --key-file or --key-env, not both") end
+  local key
+  if opt["key-file"] then
+    local f = io.open(opt["key-file"], "rb")
+    if not f then cli.env("cannot read the key file %s", opt["key-file"]) end
+    key = f:read("a") or ""
+    f:close()
+    key = key:gsub("\r?\n$", "")
+  elseif opt["key-env"] then
+    key = os.getenv(opt["key-env"])
+    if key == nil then cli.env("environment variable %s is not set", opt["key-env"]) end
+  elseif needed then
+    cli.usage("the MAC key is needed: give --key-file FILE or --key-env VARIABLE")
+  end
+  return key
+end
+
+local function fields_of(words, from)
+  local input = {}
+  for i = from, #words do
+    local name, value = words[i]:match("^([^=]+)=(.*)$")
+    if not name then cli.usage("expected NAME=VALUE, got '%s'", words[i]) end
+    if input[name] ~= nil then cli.usage("field %s given twice", name) end
+    input[name] = value
+  end
+  return input
+end
+
+local function has_mac(bank, message)
+  local m = bank:message(message)
+  return m and m.def.mac and true or false
+end
+
+local function message_or_fail(bank, name)
+  local m, err = bank:message(name)
+  if not m then cli.usage("%s", err) end
+  return m
+end
+
+local commands = {}
+
+function commands.banks()
+  pay = pay or require("giro.pay")
+  local list = pay.banks()
+  if #list == 0 then io.stdout:write("no bank definitions found\n") return 0 end
+  local status = 0
+  for _, e in ipairs(list) do
+    if not e.bank then
+      io.stdout:write(string.format("%-14s ERROR %s\n", e.name, e.error))
+      status = cli.EXIT.env
+    else
+      local c = e.bank.compiled
+      io.stdout:write(string.format("%-14s %s  [%s]\n", e.name, c.title or "", e.path))
+      for _, mname in ipairs(c.order) do
+        local m = c.messages[mname]
+        local mac = m.def.mac
+        local macs = {}
+        for _, v in ipairs(m.versions) do
+          local plan = m.plans[v]
+          if plan.mac then macs[#macs + 1] = v .. ":" .. plan.mac.alg end
+        end
+        if #m.versions == 0 and m.plans[1].mac then macs[1] = m.plans[1].mac.alg end
+        local vs = #m.versions > 0 and table.concat(m.versions, ",") or "-"
+        io.stdout:write(string.format("  %-16s %-8s versions %-16s %s\n", mname, m.kind, vs,
+          mac and ("MAC " .. mac.field .. " " .. table.concat(macs, " ")) or "no MAC"))
+      end
+    end
+  end
+  return status
+end
+
+function commands.form(opt, pos)
+  local bank = bank_or_fail(pos[2])
+  local message = opt.message or "payment"
+  local m = message_or_fail(bank, message)
+  if m.kind ~= "request" then cli.usage("%s %s is not a request message", bank.name, message) end
+  local fmt = opt.format or "lines"
+  if fmt ~= "lines" and fmt ~= "json" and fmt ~= "html" then cli.usage("--format must be lines, json or html") end
+  local key = read_key(opt, has_mac(bank, message))
+  local req, err = m:build(fields_of(pos, 3), { key = key, version = opt.version, today = opt.today,
+                                               env = opt.test and "test" or nil })
+  if not req then cli.rejected("%s", err) end
+  io.stdout:write(pay.render(req, fmt))
+  return 0
+end
+
+function commands.verify(opt, pos)
+  local bank = bank_or_fail(pos[2])
+  local message = pos[3]
+  if not message then cli.usage("which message? (return, query-response, refund-response)") end
+  local m = message_or_fail(bank, message)
+  if m.kind ~= "response" then cli.usage("%s %s is not a message the bank sends", bank.name, message) end
+  if #pos > 4 then cli.usage("give one query string (or - for stdin)") end
+  local key = read_key(opt, has_mac(bank, message))
+  local input = pos[4]
+  if input == nil or input == "-" then input = io.stdin:read("a") or "" end
+  input = input:gsub("^%s+", ""):gsub("%s+$", "")
+  local expect
+  if opt.expect then
+    expect = {}
+    for _, e in ipairs(opt.expect) do
+      local n, v = e:match("^([^=]+)=(.*)$")
+      if not n then cli.usage("--expect wants NAME=VALUE, got '%s'", e) end
+      expect[n] = v
+    end
+  end
+  local res, err = m:verify(input, { key = key, expect = expect })
+  if not res then cli.rejected("%s", err) end
+  io.stdout:write(pay.render_result(res, opt.format == "json" and "json" or "lines"))
+  return 0
+end
+
+local function exchange(kind, opt, pos)
+  local bank = bank_or_fail(pos[2])
+  local m, err = bank:message(kind)
+  if not m then cli.usage("%s has no %s message", bank.name, kind) end
+  local key = read_key(opt, has_mac(bank, kind))
+  local input = fields_of(pos, 3)
+  local o = { key = key, version = opt.version, today = opt.today, url = opt.url,
+              timeout = opt.timeout and tonumber(opt.timeout), ca_file = opt["ca-file"],
+              env = opt.test and "test" or nil }
+  if opt["dry-run"] then
+    local req, berr = m:build(input, o)
+    if not req then cli.rejected("%s", berr) end
+    io.stdout:write(pay.render(req, "lines"))
+    return 0
+  end
+  local res, why, what = bank:send(kind, input, o)
+  if not res then
+    if what == "env" then cli.env("%s", why) end
+    if what == "usage" then cli.usage("%s", why) end
+    cli.rejected("%s", why)
+  end
+  io.stdout:write(pay.render_result(res, opt.format == "json" and "json" or "lines"))
+  return 0
+end
+
+function commands.query(opt, pos) return exchange("query", opt, pos) end
+function commands.refund(opt, pos) return exchange("refund", opt, pos) end
+
+function M.run(argv)
+  local opt, pos = args.parse(argv, {
+    "--version=V", "--key-file=F", "--key-env=VAR", "--format=FMT", "--message=M", "--test",
+    "--today=DATE", "--expect=NV...", "--url=URL", "--dry-run", "--timeout=S", "--ca-file=F",
+  })
+  local sub = pos[1]
+  if not sub then cli.usage("usage: %s", M.usage) end
+  local fn = commands[sub]
+  if not fn then cli.usage("unknown subcommand '%s' (banks, form, verify, query, refund)", sub) end
+  return fn(opt, pos)
+end
+
+return M

@@ -1,0 +1,658 @@
+--- The generic payment-message engine: turns a bank definition (plain data, see docs/banks.md)
+-- into compiled plans that build requests and verify incoming messages.
+--
+-- Compilation happens once per definition: every field becomes two closures (formats.lua),
+-- every (message, version) a plan with flat arrays and a MAC recipe with a reusable buffer,
+-- so building or verifying a message walks arrays only.
+--
+--   local c = engine.compile(def)             -- nil, message on a bad definition
+--   c.messages[name]:build(input, opts)       -- opts.key, opts.version, opts.today, opts.env
+--   c.messages[name]:verify(input, opts)      -- opts.key, opts.expect
+local hash = require("giro.hash")
+local formats = require("giro.pay.formats")
+local charset = require("giro.pay.charset")
+
+local find, sub, gsub, gmatch, upper, char, format = string.find, string.sub, string.gsub,
+  string.gmatch, string.upper, string.char, string.format
+local concat, tonumber, type, next, tostring = table.concat, tonumber, type, next, tostring
+local hex, equal = hash.hex, hash.equal
+
+local engine = {}
+
+local HASHES = { md5 = hash.md5, sha1 = hash.sha1, sha256 = hash.sha256, sha512 = hash.sha512 }
+local HEXLEN = { md5 = 32, sha1 = 40, sha256 = 64, sha512 = 128 }
+
+local Message = {}
+Message.__index = Message
+local Request = {}
+Request.__index = Request
+
+---------------------------------------------------------------------------------------------------
+-- Compilation
+
+local function set_of(list)
+  if list == nil then return nil end
+  if type(list) ~= "table" then list = { list } end
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+
+local function copy(t)
+  if type(t) ~= "table" then return t end
+  local c = {}
+  for k, v in pairs(t) do c[k] = copy(v) end
+  return c
+end
+
+-- The MAC recipe in force for one version: the message's recipe with recipe.versions[v] on top.
+local function recipe_for(mac, version)
+  if not mac then return nil end
+  local r = {}
+  for k, v in pairs(mac) do if k ~= "versions" then r[k] = v end end
+  local over = mac.versions and mac.versions[version]
+  if mac.versions and version and not over then return false end
+  if over then for k, v in pairs(over) do r[k] = v end end
+  return r
+end
+
+local function compile_mac(r, where, index, active)
+  if not r.field then return nil, where .. ": mac.field is missing" end
+  local alg = r.alg or "sha256"
+  local hashfn = HASHES[alg]
+  if not hashfn then return nil, where .. ": unknown MAC algorithm '" .. tostring(alg) .. "'" end
+  if type(r.fields) ~= "table" then return nil, where .. ": mac.fields must list the fields" end
+  local case = r.case or "upper"
+  if case ~= "upper" and case ~= "lower" then return nil, where .. ": mac.case must be upper or lower" end
+  local key = r.key or "last"
+  if key ~= "first" and key ~= "last" then return nil, where .. ": mac.key must be first or last" end
+  local absent = r.absent or "omit"
+  if absent ~= "omit" and absent ~= "empty" and absent ~= "error" then
+    return nil, where .. ": mac.absent must be omit, empty or error"
+  end
+  local m = {
+    field = r.field, alg = alg, hashfn = hashfn, case = case, key_first = key == "first",
+    sep = r.sep or "&", trailing = r.trailing ~= false, absent = absent, any_case = r.any_case,
+    key_length = r.key_length, key_min = r.key_min or 1, blanks = r.blanks ~= false,
+    idx = {}, names = {}, n = #r.fields, buf = {},
+  }
+  m.mac_index = index[r.field]
+  if not m.mac_index or not active[m.mac_index] then
+    return nil, where .. ": MAC field " .. r.field .. " is not one of the message's fields"
+  end
+  for j, name in ipairs(r.fields) do
+    local gi = index[name]
+    if not gi or not active[gi] then
+      return nil, where .. ": MAC input " .. tostring(name) .. " is not one of the message's fields"
+    end
+    m.idx[j], m.names[j] = gi, name
+  end
+  return m
+end
+
+-- Compute the MAC over values (indexed by the message's field index) with the key.
+-- The recipe's buffer is reused and the key's slot scrubbed afterwards.
+local function compute_mac(m, vals, key)
+  local parts, np = m.buf, 0
+  if m.key_first then np = 1; parts[1] = key end
+  local idx, absent = m.idx, m.absent
+  for j = 1, m.n do
+    local v = vals[idx[j]]
+    if v ~= nil then
+      np = np + 1; parts[np] = v
+    elseif absent == "empty" then
+      np = np + 1; parts[np] = ""
+    elseif absent == "error" then
+      parts[1] = ""
+      return nil, m.names[j]
+    end
+  end
+  local keypos = 1
+  if not m.key_first then np = np + 1; parts[np] = key; keypos = np end
+  if m.trailing then np = np + 1; parts[np] = "" end
+  local s = concat(parts, m.sep, 1, np)
+  parts[keypos] = ""
+  return hex(m.hashfn(s), m.case)
+end
+engine.compute_mac = compute_mac
+
+local function check_key(m, key)
+  if type(key) ~= "string" then return nil, "key: no MAC key given" end
+  local n = #key
+  if m.key_length and n ~= m.key_length then
+    return nil, format("key: expected %d characters for %s, got %d", m.key_length, m.alg, n)
+  end
+  if n < m.key_min then return nil, "key: the MAC key is empty" end
+  return true
+end
+
+local function compile_plan(bank, mname, msg, version, fields, index, cs)
+  local where = bank.name .. " " .. mname .. (version and (" version " .. version) or "")
+  local plan = { bank = bank.name, message = mname, version = version, names = {}, gi = {},
+                 req = {}, fixed = {}, default = {}, norm = {}, check = {}, n = 0 }
+  local active = {}
+  for i, f in ipairs(fields) do
+    local vs = set_of(f.versions)
+    if not vs or (version and vs[version]) then active[i] = true end
+  end
+  plan.active = active
+  local r = recipe_for(msg.mac, version)
+  if r == false then return nil, where .. ": no MAC recipe for this version" end
+  local m
+  if r then
+    local err
+    m, err = compile_mac(r, where, index, active)
+    if not m then return nil, err end
+  end
+  plan.mac = m
+  local in_mac = {}
+  if m then for _, gi in ipairs(m.idx) do in_mac[gi] = true end end
+  for i, f in ipairs(fields) do
+    if active[i] then
+      local k = plan.n + 1
+      plan.n = k
+      local name = f[1]
+      plan.names[k], plan.gi[k] = name, i
+      local spec = f
+      if m and i == m.mac_index then
+        spec = { name, "mac", hexlen = HEXLEN[m.alg], case = m.case, any_case = m.any_case }
+      end
+      local ctx = { cs = cs, noblank = (in_mac[i] and m and not m.blanks) or f.blanks == false }
+      local norm, check = formats.compile(spec, ctx)
+      if not norm then return nil, where .. ": field " .. name .. ": " .. check end
+      plan.norm[k], plan.check[k] = norm, check
+      local rq = f.required
+      if type(rq) == "table" then rq = set_of(rq)[version] or false end
+      plan.req[k] = (rq or (m and i == m.mac_index)) and true or false
+      local fixed = f.value
+      if type(fixed) == "table" then fixed = fixed[version] end
+      if fixed ~= nil then
+        local b, why = norm(fixed, 0)
+        if not b then return nil, where .. ": field " .. name .. ": fixed value: " .. why end
+        fixed = b
+      end
+      plan.fixed[k] = fixed or false
+      local default = f.default
+      if type(default) == "table" then default = default[version] end
+      if default ~= nil then
+        local b, why = norm(default, 0)
+        if not b then return nil, where .. ": field " .. name .. ": default value: " .. why end
+        default = b
+      end
+      plan.default[k] = default or false
+      if m and i == m.mac_index then plan.mac_k = k end
+      if version and i == msg.version_index then plan.version_k = k; plan.fixed[k] = version end
+    end
+  end
+  if msg.one_of then
+    local groups = type(msg.one_of[1]) == "table" and msg.one_of or { msg.one_of }
+    plan.one_of = {}
+    for _, g in ipairs(groups) do
+      local gis = {}
+      for _, name in ipairs(g) do
+        if not index[name] then return nil, where .. ": one_of names unknown field " .. name end
+        gis[#gis + 1] = index[name]
+      end
+      plan.one_of[#plan.one_of + 1] = { names = g, gi = gis }
+    end
+  end
+  return plan
+end
+
+local function compile_message(bank, mname, msg, cs)
+  local where = bank.name .. " " .. mname
+  if type(msg.fields) ~= "table" or #msg.fields == 0 then return nil, where .. ": no fields" end
+  local c = setmetatable({ bank = bank, name = mname, def = msg, kind = msg.kind or "request",
+                           fields = {}, index = {}, index_ci = {}, plans = {}, versions = {} }, Message)
+  for i, f in ipairs(msg.fields) do
+    if type(f) ~= "table" or type(f[1]) ~= "string" then
+      return nil, where .. ": field " .. i .. " must be { NAME, FORMAT, ... }"
+    end
+    if c.index[f[1]] then return nil, where .. ": field " .. f[1] .. " is listed twice" end
+    c.fields[i] = f
+    c.index[f[1]] = i
+    c.index_ci[upper(f[1])] = i
+  end
+  if msg.version_field then
+    msg.version_index = c.index[msg.version_field]
+    if not msg.version_index then
+      return nil, where .. ": version_field " .. msg.version_field .. " is not a field"
+    end
+    if type(msg.versions) ~= "table" or #msg.versions == 0 then
+      return nil, where .. ": versions must list the supported versions"
+    end
+    c.version_field = msg.version_field
+  end
+  local versions = msg.versions or { msg.version or false }
+  for _, v in ipairs(versions) do
+    local plan, err = compile_plan(bank, mname, msg, v or nil, c.fields, c.index, cs)
+    if not plan then return nil, err end
+    plan.msg = c
+    c.plans[v or 1] = plan
+    c.versions[#c.versions + 1] = v or nil
+  end
+  c.default_version = msg.default_version or versions[#versions] or nil
+  if msg.codes then
+    local cf = msg.codes.field
+    if not c.index[cf] then return nil, where .. ": codes.field " .. tostring(cf) .. " is not a field" end
+    c.codes = msg.codes
+  end
+  return c
+end
+
+--- Compile a definition table.  Returns the compiled bank or nil, message.
+function engine.compile(def, name)
+  if type(def) ~= "table" then return nil, "a bank definition must be a table" end
+  local bank = { name = def.name or name or "bank", title = def.title or def.name or name,
+                 def = def, endpoints = def.endpoints or {}, messages = {}, order = {} }
+  local cs, err = charset.get(def.charset or "ISO-8859-1")
+  if not cs then return nil, bank.name .. ": " .. err end
+  bank.charset = cs.name
+  bank.cs = cs
+  if type(def.messages) ~= "table" then return nil, bank.name .. ": messages is missing" end
+  local names = {}
+  for mname in pairs(def.messages) do names[#names + 1] = mname end
+  local rank = { payment = 1, ["return"] = 2, query = 3, ["query-response"] = 4, refund = 5,
+                 ["refund-response"] = 6 }
+  table.sort(names, function(a, b)
+    local ra, rb = rank[a] or 99, rank[b] or 99
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
+  for _, mname in ipairs(names) do
+    local msg = def.messages[mname]
+    if type(msg) ~= "table" then return nil, bank.name .. ": message " .. mname .. " must be a table" end
+    -- work on a copy: compilation annotates it, and a sandboxed rule file's table stays untouched
+    local c, e = compile_message(bank, mname, copy(msg), cs)
+    if not c then return nil, e end
+    bank.messages[mname] = c
+    bank.order[#bank.order + 1] = mname
+  end
+  return bank
+end
+
+---------------------------------------------------------------------------------------------------
+-- Building
+
+local function input_error(c, plan, input, seen_known)
+  -- slow path, only on an error: name the offending input
+  for name in pairs(input) do
+    if type(name) ~= "string" then return "field names must be strings" end
+    local gi = c.index[name]
+    if not gi then
+      local ci = c.index_ci[upper(name)]
+      if ci then return "unknown field " .. name .. " (did you mean " .. c.fields[ci][1] .. "?)" end
+      return "unknown field " .. name .. " for " .. c.bank.name .. " " .. c.name
+    end
+    if not plan.active[gi] then
+      return name .. ": not used in version " .. tostring(plan.version)
+    end
+  end
+  return seen_known
+end
+
+local last_today_in, last_today  -- one-entry cache of the parsed opts.today
+
+-- A definition's hook (sandboxed by giro.rules when it comes from a file): its error is a reason.
+local function run_hook(hook, fields, version)
+  local ok, res, why = pcall(hook, fields, version)
+  if not ok then return nil, "the definition's validate hook failed: " .. tostring(res) end
+  return res, why
+end
+
+function Message:plan_for(version)
+  local plan = self.plans[version or 1]
+  if plan then return plan end
+  if version == nil then return nil, self.name .. ": a version is required" end
+  return nil, format("%s %s: version %s is not supported (supported: %s)", self.bank.name, self.name,
+    tostring(version), concat(self.versions, ", "))
+end
+
+--- Build a request.  input: { NAME = value } in the bank's own field names (UTF-8 strings or
+-- numbers); opts.key (required when the message has a MAC), opts.version, opts.today
+-- (YYYYMMDD, YYYY-MM-DD or DD.MM.YYYY), opts.env ("production" | "test").
+-- Returns a Request or nil, reason.
+function Message:build(input, opts)
+  opts = opts or {}
+  if type(input) ~= "table" then error("build: input must be a table of NAME = value", 2) end
+  local vf = self.version_field
+  local version = opts.version or (vf and input[vf]) or self.default_version
+  local plan, perr = self:plan_for(version)
+  if not plan then return nil, perr end
+  local today = opts.today
+  if today ~= nil then
+    if today == last_today_in then
+      today = last_today
+    else
+      local t = formats.date_value(today)
+      if not t then return nil, "today: expected a date YYYYMMDD, YYYY-MM-DD or DD.MM.YYYY" end
+      last_today_in, last_today = today, t
+      today = t
+    end
+  end
+  local m = plan.mac
+  if m then
+    local ok, kerr = check_key(m, opts.key)
+    if not ok then return nil, kerr end
+  end
+  local names, gi, req, fixed, norm = plan.names, plan.gi, plan.req, plan.fixed, plan.norm
+  local default = plan.default
+  local mac_k = plan.mac_k
+  local vals, seen = {}, 0
+  for k = 1, plan.n do
+    local name = names[k]
+    local v = input[name]
+    if v == nil then
+      local fx = fixed[k] or default[k]
+      if fx then
+        vals[gi[k]] = fx
+      elseif req[k] and k ~= mac_k then
+        return nil, name .. ": required"
+      end
+    else
+      seen = seen + 1
+      if k == mac_k then return nil, name .. ": computed by giro, do not give it" end
+      local tv = type(v)
+      if tv ~= "string" then
+        if tv == "number" then v = tostring(v)
+        else return nil, name .. ": expected a string, got a " .. tv end
+      end
+      local b, err = norm[k](v, today)
+      if not b then return nil, name .. ": " .. err end
+      local fx = fixed[k]
+      if fx and b ~= fx then return nil, name .. ": must be " .. fx .. ", got " .. v end
+      vals[gi[k]] = b
+    end
+  end
+  if next(input, nil) ~= nil then
+    local count = 0
+    for _ in next, input do count = count + 1 end
+    if count ~= seen then return nil, input_error(self, plan, input, "unexpected input") end
+  end
+  if plan.one_of then
+    for _, g in ipairs(plan.one_of) do
+      local any = false
+      for _, i in ipairs(g.gi) do if vals[i] ~= nil then any = true break end end
+      if not any then return nil, "give at least one of " .. concat(g.names, ", ") end
+    end
+  end
+  local hook = self.def.validate
+  if hook then
+    local ok, why = run_hook(hook, self:_map(plan, vals), plan.version)
+    if not ok then return nil, tostring(why or "rejected by the definition's validate hook") end
+  end
+  local mac
+  if m then
+    local missing
+    mac, missing = compute_mac(m, vals, opts.key)
+    if not mac then return nil, missing .. ": required for the MAC" end
+    vals[m.mac_index] = mac
+  end
+  return setmetatable({ plan = plan, vals = vals, mac = mac, env = opts.env }, Request)
+end
+
+-- name → display value for the present fields (used by hooks, verify results and renderers)
+function Message:_map(plan, vals)
+  local out, to_display = {}, self.bank.cs.to_display
+  local names, gi = plan.names, plan.gi
+  for k = 1, plan.n do
+    local v = vals[gi[k]]
+    if v ~= nil then out[names[k]] = to_display(v) end
+  end
+  return out
+end
+
+---------------------------------------------------------------------------------------------------
+-- Requests
+
+function Request:message() return self.plan.msg end
+function Request:bank() return self.plan.msg.bank end
+function Request:version() return self.plan.version end
+
+--- The action URL of the request: the bank's endpoint for this message in env (default production).
+function Request:url()
+  local c = self.plan.msg
+  local ep = c.bank.endpoints[c.def.endpoint or c.name]
+  if type(ep) == "string" then return ep end
+  if type(ep) ~= "table" then return nil end
+  return ep[self.env or "production"] or ep.production
+end
+
+function Request:method() return self.plan.msg.def.method or "POST" end
+function Request:charset() return self.plan.msg.bank.charset end
+
+--- The ordered fields as a list of { name, value } with UTF-8 values (absent optional fields left out).
+function Request:fields()
+  local out, plan, to_display = {}, self.plan, self.plan.msg.bank.cs.to_display
+  local vals = self.vals
+  for k = 1, plan.n do
+    local v = vals[plan.gi[k]]
+    if v ~= nil then out[#out + 1] = { plan.names[k], to_display(v) } end
+  end
+  return out
+end
+
+--- The value of one field (UTF-8), nil when absent.
+function Request:get(name)
+  local gi = self.plan.msg.index[name]
+  local v = gi and self.vals[gi]
+  return v and self.plan.msg.bank.cs.to_display(v) or nil
+end
+
+local function urlencode(s)
+  return (gsub(s, "[^%w%-%._~]", function(c) return format("%%%02X", c:byte()) end))
+end
+engine.urlencode = urlencode
+
+--- The ordered fields as a list of { name, value } with the bytes the bank receives.
+function Request:wire()
+  local out, plan, vals = {}, self.plan, self.vals
+  for k = 1, plan.n do
+    local v = vals[plan.gi[k]]
+    if v ~= nil then out[#out + 1] = { plan.names[k], v } end
+  end
+  return out
+end
+
+--- The request as an application/x-www-form-urlencoded body in the bank's charset.
+function Request:body()
+  local parts = {}
+  for _, p in ipairs(self:wire()) do parts[#parts + 1] = urlencode(p[1]) .. "=" .. urlencode(p[2]) end
+  return concat(parts, "&")
+end
+
+---------------------------------------------------------------------------------------------------
+-- Verifying
+
+local function unescape(s)
+  if find(s, "+", 1, true) then s = gsub(s, "+", " ") end
+  if find(s, "%", 1, true) then
+    s = gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end)
+  end
+  return s
+end
+engine.unescape = unescape
+
+-- raw[field index] = wire value; returns raw, extra (list of {name, value}) or nil, reason
+function Message:_parse(input)
+  local index, index_ci = self.index, self.index_ci
+  local raw, extra, known = {}, nil, 0
+  local ti = type(input)
+  if ti == "string" then
+    local s = input
+    local q = find(s, "?", 1, true)
+    if q and (q == 1 or find(s, "^%a[%w+.%-]*://")) then s = sub(s, q + 1) end
+    local h = find(s, "#", 1, true)
+    if h then s = sub(s, 1, h - 1) end
+    local decode = find(s, "%", 1, true) or find(s, "+", 1, true)
+    -- "NAME=value" segments between "&"s; "NAME" alone counts as empty; empty segments are skipped
+    for name, val in gmatch(s, "([^&=]*)=?([^&]*)") do
+      if name ~= "" or val ~= "" then
+        if decode then name = unescape(name); val = unescape(val) end
+        local i = index[name] or index_ci[upper(name)]
+        if i then
+          if raw[i] ~= nil then return nil, "duplicate parameter " .. name end
+          raw[i] = val
+          known = known + 1
+        else
+          extra = extra or {}
+          extra[#extra + 1] = { name, val }
+        end
+      end
+    end
+  elseif ti == "table" then
+    local list = input[1] ~= nil
+    for a, b in (list and ipairs or pairs)(input) do
+      local name, val = a, b
+      if list then name, val = b[1], b[2] end
+      if type(name) ~= "string" or type(val) ~= "string" then
+        return nil, "message fields must be strings"
+      end
+      local i = index[name] or index_ci[upper(name)]
+      if i then
+        if raw[i] ~= nil then return nil, "duplicate parameter " .. name end
+        raw[i] = val
+        known = known + 1
+      else
+        extra = extra or {}
+        extra[#extra + 1] = { name, val }
+      end
+    end
+  else
+    error("verify: the message must be a query string or a table", 3)
+  end
+  return raw, extra, known
+end
+
+local function shown(cs, b)
+  local d = cs.to_display(b)
+  if #d > 40 then d = sub(d, 1, 37) .. "..." end
+  return d
+end
+
+--- Verify an incoming message (query string, POST body, full URL, or a table of fields).
+-- opts.key (when the message has a MAC), opts.expect = { NAME = value } compared after the MAC
+-- holds (amounts numerically).  Returns a result or nil, reason:
+--   { bank, message, version, fields = { NAME = value (UTF-8) }, order = { names in spec order },
+--     extra = { {name, value}... } | nil, code, meaning, status }
+function Message:verify(input, opts)
+  opts = opts or {}
+  local raw, extra, known = self:_parse(input)
+  if not raw then return nil, extra end
+  local plan
+  local vf = self.version_field
+  if vf then
+    local v = raw[self.def.version_index]
+    if v == nil then return nil, "missing field " .. vf end
+    plan = self.plans[v]
+    if not plan then
+      return nil, format("%s: version %s is not supported (supported: %s)", vf,
+        shown(self.bank.cs, v), concat(self.versions, ", "))
+    end
+  else
+    plan = self.plans[1] or self.plans[self.versions[1]]
+  end
+  local m = plan.mac
+  if m then
+    local ok, kerr = check_key(m, opts.key)
+    if not ok then return nil, kerr end
+  end
+  local cs = self.bank.cs
+  local names, gi, req, fixed, check = plan.names, plan.gi, plan.req, plan.fixed, plan.check
+  local out, present = {}, 0
+  for k = 1, plan.n do
+    local b = raw[gi[k]]
+    if b == nil then
+      if req[k] or fixed[k] then return nil, "missing field " .. names[k] end
+    else
+      present = present + 1
+      local fx = fixed[k]
+      if fx then
+        if b ~= fx then
+          return nil, format("%s: expected '%s', got '%s'", names[k], fx, shown(cs, b))
+        end
+        out[names[k]] = b
+      else
+        local d, err = check[k](b)
+        if not d then return nil, names[k] .. ": " .. err end
+        out[names[k]] = d
+      end
+    end
+  end
+  if known ~= present then
+    for i, f in ipairs(self.fields) do
+      if raw[i] ~= nil and not plan.active[i] then
+        return nil, f[1] .. ": not used in version " .. tostring(plan.version)
+      end
+    end
+  end
+  if plan.one_of then
+    for _, g in ipairs(plan.one_of) do
+      local any = false
+      for _, i in ipairs(g.gi) do if raw[i] ~= nil then any = true break end end
+      if not any then return nil, "missing field: at least one of " .. concat(g.names, ", ") end
+    end
+  end
+  if m then
+    local expected, missing = compute_mac(m, raw, opts.key)
+    if not expected then return nil, "missing field " .. missing .. " (needed for the MAC)" end
+    local got = raw[m.mac_index]
+    if not equal(got, expected) and not (m.any_case and equal(upper(got), upper(expected))) then
+      return nil, "MAC mismatch (" .. m.field .. ")"
+    end
+  end
+  local hook = self.def.validate
+  if hook then
+    local ok, why = run_hook(hook, out, plan.version)
+    if not ok then return nil, tostring(why or "rejected by the definition's validate hook") end
+  end
+  local res = { bank = self.bank.name, message = self.name, version = plan.version, fields = out,
+                order = names, extra = extra }
+  local codes = self.codes
+  if codes then
+    local code = out[codes.field]
+    local meaning = code and codes.values[code]
+    if code and not meaning then
+      return nil, codes.field .. ": unknown code '" .. shown(cs, code) .. "'"
+    end
+    res.code = code
+    if type(meaning) == "table" then
+      res.meaning, res.status = meaning.text or meaning[2], meaning.status or meaning[1]
+    else
+      res.meaning = meaning
+    end
+  end
+  local describe = self.def.describe
+  if describe then
+    local ok, notes = pcall(describe, out, plan.version)
+    if not ok then return nil, "the definition's describe hook failed: " .. tostring(notes) end
+    if type(notes) == "table" and #notes > 0 then res.notes = notes end
+  end
+  if opts.expect then
+    local ok, why = self:_expect(plan, out, raw, opts.expect)
+    if not ok then return nil, why end
+  end
+  return res
+end
+
+function Message:_expect(plan, out, raw, expect)
+  local names = {}
+  for name in pairs(expect) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local gi = self.index[name] or self.index_ci[upper(name)]
+    if not gi then return nil, "expect: unknown field " .. name end
+    local k
+    for kk = 1, plan.n do if plan.gi[kk] == gi then k = kk break end end
+    local want = tostring(expect[name])
+    local got = raw[gi]
+    if got == nil then return nil, name .. ": expected " .. want .. ", field is absent" end
+    local nb = k and plan.norm[k](want, 0) or want
+    if nb ~= got then
+      return nil, format("%s: expected %s, got %s", self.fields[gi][1], want, shown(self.bank.cs, got))
+    end
+  end
+  return true
+end
+
+return engine

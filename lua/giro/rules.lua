@@ -1,0 +1,538 @@
+--- giro.rules — load bank and biller rule files into a sandbox inside the engine's own state.
+--
+--   local rules = require("giro.rules")
+--   local danske, err = rules.load(rules.find("bank", "danske"))
+--   if not danske then error(err) end          -- err is "FILE:LINE: message"
+--   local ok, res = pcall(danske.mac, fields)  -- every function runs under budget + memory cap
+--
+-- A rule file is Lua text (never bytecode) run in its own environment: safe base functions,
+-- read-only `string`/`table`/`math`/`utf8`, a `require` limited to granted engine modules and
+-- other rule files, and an error on reads of undefined globals.  It returns a table; the engine
+-- gets a mirror of that table whose functions (recursively) run under giro.sandbox limits.
+-- See docs/rules.md for the full contract.
+local sandbox = require("giro.sandbox")
+local hash = require("giro.hash")
+local lfs = require("lfs")
+
+local M = {}
+
+M.DEFAULT_GRANTS = { "giro.hash", "giro.ref", "giro.checkdigit" }
+M.DEFAULT_BUDGET = 10000000          -- instructions per call
+M.DEFAULT_MEMORY = 64 * 1024 * 1024  -- bytes of growth per call
+
+local KINDS = { bank = "banks", biller = "billers" }
+
+local stderr = io.stderr
+local real_require, real_load = require, load
+local real_setmetatable, real_getmetatable = setmetatable, getmetatable
+local getinfo = debug.getinfo
+
+---------------------------------------------------------------------------
+-- Positions and messages
+
+-- "FILE:LINE: " of the function `level` levels above the caller.
+local function where(level)
+  local info = getinfo(level + 1, "Sl")
+  if not info or (info.currentline or -1) < 0 then return "" end
+  local src = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+  return src .. ":" .. info.currentline .. ": "
+end
+
+-- Lua shortens long chunk names to "...tail"; put the whole path back.
+local function full_path_message(path, msg)
+  if type(msg) ~= "string" then return msg end
+  local short, rest = msg:match("^(%.%.%.[^:]*):(%d+:.*)$")
+  if short and path:sub(-(#short - 3)) == short:sub(4) then
+    return path .. ":" .. rest
+  end
+  return msg
+end
+
+local function firstline(s)
+  return (tostring(s):match("^[^\n]*"))
+end
+
+---------------------------------------------------------------------------
+-- Read-only proxies for shared tables (string, table, math, utf8, granted modules)
+
+local protected = real_setmetatable({}, { __mode = "k" })  -- proxy -> original
+local proxy_of = real_setmetatable({}, { __mode = "k" })   -- original -> proxy
+
+local function protect(t, name)
+  local p = proxy_of[t]
+  if p then return p end
+  p = {}
+  local function sub(k, v)
+    if type(v) == "table" then return protect(v, name .. "." .. tostring(k)) end
+    return v
+  end
+  real_setmetatable(p, {
+    __index = function(_, k) return sub(k, t[k]) end,
+    __newindex = function(_, k)
+      error(where(2) .. "'" .. name .. "' is read-only in rules (cannot set '" .. tostring(k) .. "')", 0)
+    end,
+    __pairs = function()
+      return function(_, k)
+        local nk, nv = next(t, k)
+        return nk, sub(nk, nv)
+      end, p, nil
+    end,
+    __len = function() return #t end,
+    __metatable = "protected",
+  })
+  protected[p] = t
+  proxy_of[t] = p
+  return p
+end
+
+--- True when v is one of the sandbox's read-only proxies.
+function M.is_protected(v) return protected[v] ~= nil end
+
+---------------------------------------------------------------------------
+-- The base environment shared by every rule file (never reachable as a table)
+
+local safe_string = {}
+for k, v in pairs(string) do
+  if k ~= "dump" then safe_string[k] = v end
+end
+
+local rule_mts = real_setmetatable({}, { __mode = "k" })  -- metatables set by rule code
+
+-- getmetatable that never hands out the string metatable or an engine metatable.
+local function safe_getmetatable(v)
+  if type(v) ~= "table" then return nil end
+  local mt = real_getmetatable(v)
+  if type(mt) == "table" and not rule_mts[mt] then return nil end
+  return mt
+end
+
+local function safe_rawset(t, k, v)
+  if protected[t] then
+    error(where(2) .. "rawset on a read-only table is not allowed in rules", 0)
+  end
+  return rawset(t, k, v)
+end
+
+local function safe_rawget(t, k)
+  return rawget(t, k)
+end
+
+local BASE = {
+  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+  pcall = pcall, xpcall = xpcall, select = select, tonumber = tonumber,
+  tostring = tostring, type = type, rawequal = rawequal, rawget = safe_rawget,
+  rawlen = rawlen, rawset = safe_rawset, getmetatable = safe_getmetatable,
+  _VERSION = _VERSION,
+  string = protect(safe_string, "string"),
+  table = protect(table, "table"),
+  math = protect(math, "math"),
+  utf8 = protect(utf8, "utf8"),
+  collectgarbage = function(opt)
+    if opt == "count" then return collectgarbage("count") end
+    error(where(2) .. "collectgarbage: only \"count\" is available in rules", 0)
+  end,
+}
+
+---------------------------------------------------------------------------
+-- Options
+
+local function normalize(opts, defaults)
+  opts = opts or {}
+  defaults = defaults or {}
+  local o = {
+    budget = opts.budget or defaults.budget or M.DEFAULT_BUDGET,
+    memory = opts.memory or defaults.memory or M.DEFAULT_MEMORY,
+    env = opts.env or defaults.env,
+    name = opts.name,
+    grants = {},
+  }
+  assert(math.type(o.budget) == "integer" and o.budget >= 0, "giro.rules: budget must be an integer >= 0")
+  assert(math.type(o.memory) == "integer" and o.memory >= 0, "giro.rules: memory must be an integer >= 0")
+  assert(o.env == nil or type(o.env) == "table", "giro.rules: env must be a table")
+  for _, list in ipairs({ M.DEFAULT_GRANTS, defaults.grant or {}, opts.grant or {} }) do
+    for _, name in ipairs(list) do o.grants[name] = true end
+  end
+  return o
+end
+
+---------------------------------------------------------------------------
+-- Wrapping: the engine's mirror of a rule table
+
+local wrap_fn
+local unwrapped = real_setmetatable({}, { __mode = "k" })  -- wrapper -> rule function
+
+--- The rule function behind a wrapped function (nil for anything else).
+function M.unwrap(f) return unwrapped[f] end
+
+local function wrap_results(o, ...)
+  local n = select("#", ...)
+  if n == 1 then
+    local r = ...
+    if type(r) == "function" then return wrap_fn(r, o, {}) end
+    return r
+  end
+  local t = table.pack(...)
+  for i = 1, n do
+    if type(t[i]) == "function" then t[i] = wrap_fn(t[i], o, {}) end
+  end
+  return table.unpack(t, 1, n)
+end
+
+function wrap_fn(fn, o, seen)
+  local w = seen[fn]
+  if w then return w end
+  local budget, memory, call = o.budget, o.memory, sandbox.call
+  w = function(...) return wrap_results(o, call(budget, memory, fn, ...)) end
+  seen[fn] = w
+  unwrapped[w] = fn
+  return w
+end
+
+-- A copy of t (cycle-safe, raw iteration so no rule metamethod runs unbounded)
+-- in which every function is wrapped.  Read-only proxies are kept as they are.
+local function mirror(t, o, seen)
+  local copy = {}
+  seen[t] = copy
+  for k, v in next, t do
+    local tv = type(v)
+    if tv == "function" then
+      copy[k] = wrap_fn(v, o, seen)
+    elseif tv == "table" and not protected[v] then
+      copy[k] = seen[v] or mirror(v, o, seen)
+    else
+      copy[k] = v
+    end
+  end
+  return copy
+end
+
+-- setmetatable for rules: never replaces an engine metatable, refuses __gc
+-- (a finalizer would run outside any budget), and wraps function metamethods
+-- so they keep the rule's limits when the engine triggers them.
+local function make_setmetatable(o)
+  return function(t, mt)
+    if type(t) ~= "table" then
+      error(where(2) .. "bad argument #1 to 'setmetatable' (table expected, got " .. type(t) .. ")", 0)
+    end
+    if mt ~= nil and type(mt) ~= "table" then
+      error(where(2) .. "bad argument #2 to 'setmetatable' (nil or table expected)", 0)
+    end
+    local cur = real_getmetatable(t)
+    if protected[t] or (cur ~= nil and not rule_mts[cur]) then
+      error(where(2) .. "cannot change a protected metatable", 0)
+    end
+    if mt ~= nil then
+      if rawget(mt, "__gc") ~= nil then
+        error(where(2) .. "__gc metamethods are not allowed in rules", 0)
+      end
+      if not rule_mts[mt] then
+        for k, v in next, mt do
+          if type(v) == "function" and type(k) == "string" and k:sub(1, 2) == "__" then
+            rawset(mt, k, wrap_fn(v, o, {}))
+          end
+        end
+        rule_mts[mt] = true
+      end
+    end
+    return real_setmetatable(t, mt)
+  end
+end
+
+---------------------------------------------------------------------------
+-- Files
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("a")
+  f:close()
+  if not s then return nil, path .. ": cannot read" end
+  return s
+end
+
+local function digest(s) return hash.hex(hash.sha256(s)) end
+
+local function is_file(path) return lfs.attributes(path, "mode") == "file" end
+local function is_dir(path) return lfs.attributes(path, "mode") == "directory" end
+
+local function basename(path)
+  return (path:match("([^/]+)$") or path):gsub("%.lua$", "")
+end
+
+-- true when any file in deps ({ [path] = digest }) differs from what was loaded
+local function changed(deps)
+  for path, d in pairs(deps) do
+    local s = read_file(path)
+    if s == nil or digest(s) ~= d then return true end
+  end
+  return false
+end
+
+---------------------------------------------------------------------------
+-- A rules instance: directories, loaded files, the cache of required rule files
+
+local Rules = {}
+Rules.__index = Rules
+
+--- rules.new{ dirs = {...}, grant = {...}, budget = N, memory = N, env = {...} } -> instance.
+-- Without dirs the instance uses rules.dirs() (the host's rules directories) at each call.
+function M.new(opts)
+  opts = opts or {}
+  return setmetatable({
+    fixed_dirs = opts.dirs,
+    defaults = { grant = opts.grant, budget = opts.budget, memory = opts.memory, env = opts.env },
+    records = {},
+    modules = {},   -- dotted name -> { path, value, deps }
+    loading = {},   -- dotted name -> true while its file runs (circular requires)
+  }, Rules)
+end
+
+function Rules:dirs()
+  if self.fixed_dirs then return { table.unpack(self.fixed_dirs) } end
+  local out = {}
+  for _, d in ipairs(real_require("giro.host").dirs) do
+    if is_dir(d .. "/rules") then out[#out + 1] = d .. "/rules" end
+  end
+  return out
+end
+
+function Rules:discover(kind)
+  local sub = KINDS[kind]
+  if not sub then error("giro.rules: unknown kind '" .. tostring(kind) .. "' (bank or biller)", 2) end
+  local seen, list = {}, {}
+  for _, dir in ipairs(self:dirs()) do
+    local d = dir .. "/" .. sub
+    if is_dir(d) then
+      local names = {}
+      for f in lfs.dir(d) do
+        local name = f:match("^(.+)%.lua$")
+        if name and not seen[name] and is_file(d .. "/" .. f) then names[#names + 1] = name end
+      end
+      for _, name in ipairs(names) do
+        seen[name] = true
+        list[#list + 1] = { name = name, path = d .. "/" .. name .. ".lua" }
+      end
+    end
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  return list
+end
+
+function Rules:find(kind, name)
+  local sub = KINDS[kind]
+  if not sub then error("giro.rules: unknown kind '" .. tostring(kind) .. "' (bank or biller)", 2) end
+  if type(name) ~= "string" then error("giro.rules: name must be a string", 2) end
+  if name:find("/", 1, true) or name:match("%.lua$") then return name end
+  local tried = {}
+  for _, dir in ipairs(self:dirs()) do
+    local p = dir .. "/" .. sub .. "/" .. name .. ".lua"
+    if is_file(p) then return p end
+    tried[#tried + 1] = dir
+  end
+  return nil, string.format("no %s rule '%s' (looked for %s/%s.lua in: %s)", kind, name, sub, name,
+    #tried > 0 and table.concat(tried, ", ") or "no rules directories")
+end
+
+-- Where `require(name)` in the file `from` finds a rule file: the instance's
+-- directories first, then the nearest enclosing directory named "rules".
+function Rules:resolve(name, from)
+  if not name:match("^[%w_%.]+$") or name:find("..", 1, true) or name:match("^%.") or name:match("%.$") then
+    return nil
+  end
+  local rel = name:gsub("%.", "/") .. ".lua"
+  local dirs = self:dirs()
+  local d = from and from:match("^(.*)/[^/]*$")
+  while d and d ~= "" do
+    if d:match("/rules$") or d == "rules" then
+      local dup = false
+      for _, x in ipairs(dirs) do dup = dup or x == d end
+      if not dup then dirs[#dirs + 1] = d end
+      break
+    end
+    d = d:match("^(.*)/[^/]*$")
+  end
+  for _, dir in ipairs(dirs) do
+    if is_file(dir .. "/" .. rel) then return dir .. "/" .. rel end
+  end
+  return nil, dirs
+end
+
+-- The environment of one rule file.  ctx = { path, o, deps }
+function Rules:env(ctx)
+  local o = ctx.o
+  local env = {}
+  local extras = o.env or {}
+  local name = o.name or basename(ctx.path)
+  local own = {}
+  own.print = function(...)
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+    stderr:write(name, ": ", table.concat(parts, "\t"), "\n")
+  end
+  own.load = function(chunk, chunkname, mode, lenv)
+    if mode ~= nil and mode ~= "t" then
+      error(where(2) .. "load: only text chunks can be loaded in rules (mode \"t\")", 0)
+    end
+    if lenv == nil then lenv = env end
+    return real_load(chunk, chunkname, "t", lenv)
+  end
+  own.setmetatable = make_setmetatable(o)
+  own.require = function(modname)
+    if type(modname) ~= "string" then
+      error(where(2) .. "bad argument #1 to 'require' (string expected, got " .. type(modname) .. ")", 0)
+    end
+    if o.grants[modname] then
+      local ok, mod = pcall(real_require, modname)
+      if not ok then
+        error(where(2) .. "granted module '" .. modname .. "' is not available: " .. firstline(mod), 0)
+      end
+      if type(mod) == "table" then return protect(mod, modname) end
+      return mod
+    end
+    local path, dirs = self:resolve(modname, ctx.path)
+    if not path then
+      local granted = {}
+      for g in pairs(o.grants) do granted[#granted + 1] = g end
+      table.sort(granted)
+      error(where(2) .. "require '" .. modname .. "' refused: not a granted module ("
+        .. table.concat(granted, ", ") .. ") and no rule file "
+        .. (dirs and (modname:gsub("%.", "/") .. ".lua in "
+          .. (#dirs > 0 and table.concat(dirs, ", ") or "(no rules directories)")) or "(not a valid rule name)"), 0)
+    end
+    return self:require_rule(modname, path, ctx, where(2))
+  end
+  env._G = env
+  real_setmetatable(env, {
+    __index = function(_, k)
+      local v = extras[k]
+      if v ~= nil then return v end
+      v = own[k]
+      if v ~= nil then return v end
+      v = BASE[k]
+      if v ~= nil then return v end
+      error(where(2) .. "undefined global '" .. tostring(k) .. "'", 0)
+    end,
+    __metatable = "protected",
+  })
+  return env
+end
+
+local function merge(into, deps)
+  for p, d in pairs(deps) do into[p] = d end
+end
+
+-- require of another rule file: run it (under the limits already running) in
+-- its own environment with the requiring file's options; cache per instance.
+function Rules:require_rule(modname, path, ctx, at)
+  local m = self.modules[modname]
+  if m and m.path == path and not (self.reloading and changed(m.deps)) then
+    merge(ctx.deps, m.deps)
+    return m.value
+  end
+  if self.loading[modname] then
+    error(at .. "circular require of rule file '" .. modname .. "'", 0)
+  end
+  local src, err = read_file(path)
+  if not src then error(at .. err, 0) end
+  local sub = { path = path, o = ctx.o, deps = { [path] = digest(src) } }
+  local chunk, lerr = real_load(src, "@" .. path, "t", self:env(sub))
+  if not chunk then error(full_path_message(path, lerr), 0) end
+  self.loading[modname] = true
+  local ok, value = pcall(chunk, modname, path)
+  self.loading[modname] = nil
+  if not ok then error(full_path_message(path, value), 0) end
+  if value == nil then value = true end
+  self.modules[modname] = { path = path, value = value, deps = sub.deps }
+  merge(ctx.deps, sub.deps)
+  return value
+end
+
+-- Load and run a rule file; returns the mirror and its dependencies or nil, message.
+function Rules:build(path, o)
+  local src, err = read_file(path)
+  if not src then return nil, err end
+  local ctx = { path = path, o = o, deps = { [path] = digest(src) } }
+  local chunk, lerr = real_load(src, "@" .. path, "t", self:env(ctx))
+  if not chunk then return nil, full_path_message(path, lerr) end
+  local ok, res = sandbox.pcall(o.budget, o.memory, chunk)
+  if not ok then
+    if type(res) ~= "string" then res = path .. ": error object is a " .. type(res) .. " value" end
+    return nil, full_path_message(path, res)
+  end
+  if type(res) ~= "table" then
+    return nil, path .. ": a rule file must return a table (it returned " .. type(res) .. ")"
+  end
+  return mirror(res, o, {}), ctx.deps
+end
+
+function Rules:load(path, opts)
+  if type(path) ~= "string" then error("giro.rules.load: path must be a string", 2) end
+  local o = normalize(opts, self.defaults)
+  local t, deps = self:build(path, o)
+  if not t then return nil, deps end
+  local rec = { path = path, table = t, opts = o, deps = deps,
+                mtime = lfs.attributes(path, "modification"), digest = deps[path] }
+  self.records[#self.records + 1] = rec
+  return t
+end
+
+function Rules:call(fn, ...)
+  local o = normalize(nil, self.defaults)
+  return sandbox.call(o.budget, o.memory, fn, ...)
+end
+
+function Rules:loaded()
+  local out = {}
+  for _, r in ipairs(self.records) do
+    out[#out + 1] = { path = r.path, mtime = r.mtime, digest = r.digest, table = r.table }
+  end
+  return out
+end
+
+-- Reload every loaded file whose content (or a rule file it requires) changed.
+-- Built aside: on error the old version stays and the error is reported.
+function Rules:reload()
+  local reloaded, errors = {}, {}
+  self.reloading = true
+  local ok, perr = pcall(function()
+    for _, r in ipairs(self.records) do
+      if changed(r.deps) then
+        local t, deps = self:build(r.path, r.opts)
+        if t then
+          for k in next, r.table do r.table[k] = nil end
+          for k, v in next, t do r.table[k] = v end
+          r.deps, r.digest = deps, deps[r.path]
+          r.mtime = lfs.attributes(r.path, "modification")
+          reloaded[#reloaded + 1] = r.path
+        else
+          errors[#errors + 1] = deps
+        end
+      end
+    end
+  end)
+  self.reloading = false
+  if not ok then error(perr, 0) end
+  return reloaded, errors
+end
+
+---------------------------------------------------------------------------
+-- The module-level API works on one default instance (the host's rules dirs).
+
+local default
+local function inst()
+  default = default or M.new()
+  return default
+end
+
+--- The default instance (what the module-level functions use).
+function M.default() return inst() end
+
+function M.load(path, opts) return inst():load(path, opts) end
+function M.call(fn, ...) return inst():call(fn, ...) end
+function M.dirs() return inst():dirs() end
+function M.discover(kind) return inst():discover(kind) end
+function M.find(kind, name) return inst():find(kind, name) end
+function M.loaded() return inst():loaded() end
+function M.reload() return inst():reload() end
+
+return M
