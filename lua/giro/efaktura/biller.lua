@@ -28,27 +28,12 @@ local biller = {}
 -- Modules a biller rule may require besides giro.rules' defaults.
 biller.GRANT = { "giro.efaktura.names", "giro.hash", "giro.ref", "giro.checkdigit" }
 
-local function rules_module()
-  local ok, rules = pcall(require, "giro.rules")
-  if ok and type(rules) == "table" and rules.load then return rules end
-  return nil
-end
+local rules = require("giro.rules")
 
 --- Where a biller rule lives: a path as given, or a name under rules/billers/.
 function biller.find(name)
   if name:find("/", 1, true) or name:match("%.lua$") then return name end
-  local rules = rules_module()
-  if rules and rules.find then
-    local p = rules.find("biller", name)
-    if p then return p end
-  end
-  local host = require("giro.host")
-  for _, d in ipairs(host.dirs) do
-    local p = d .. "/rules/billers/" .. name .. ".lua"
-    local f = io.open(p, "r")
-    if f then f:close() return p end
-  end
-  return name
+  return rules.find("biller", name) or name
 end
 
 local B = {}
@@ -80,40 +65,13 @@ end
 function biller.load(name, opts)
   opts = opts or {}
   local path = biller.find(name)
-  local rules = rules_module()
-  local t, err
-  if rules then
-    t, err = rules.load(path, { grant = biller.GRANT, env = opts.env })
-  else
-    t, err = biller.load_unsandboxed(path)
-  end
+  local t, err = rules.load(path, { grant = biller.GRANT, env = opts.env })
   if not t then return nil, err end
   local ok, e = check_shape(t, path)
   if not ok then return nil, e end
   local self = setmetatable({ path = path, rules = t, opts = opts }, B)
   self:configure()
   return self
-end
-
--- Stand-in loader used only while giro.rules is not part of the build.
-function biller.load_unsandboxed(path)
-  local env = {}
-  for _, k in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring",
-      "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset", "setmetatable", "getmetatable" }) do
-    env[k] = _G[k]
-  end
-  env.string, env.table, env.math, env.utf8 = string, table, math, utf8
-  local allowed = {}
-  for _, m in ipairs(biller.GRANT) do allowed[m] = true end
-  env.require = function(m)
-    if not allowed[m] then error("module '" .. tostring(m) .. "' is not granted to biller rules", 2) end
-    return require(m)
-  end
-  local chunk, err = loadfile(path, "t", env)
-  if not chunk then return nil, err end
-  local ok, res = pcall(chunk)
-  if not ok then return nil, tostring(res) end
-  return res
 end
 
 function B:configure()
@@ -132,14 +90,14 @@ function B:configure()
   self.has_lookup = t.lookup ~= nil
 end
 
---- Load the rule file again (REPL :reload).  Keeps the old rule when the new one fails.
+--- Re-read the rule file if it changed (giro.rules swaps the new version into the same
+-- table).  Returns true, or nil + message when the new text fails (the old rule stays).
 function B:reload()
-  local rules = rules_module()
-  if rules and rules.reload then pcall(rules.reload) end
-  local fresh, err = biller.load(self.path, self.opts)
-  if not fresh then return nil, err end
-  self.rules = fresh.rules
+  local _, errors = rules.reload()
   self:configure()
+  for _, e in ipairs(errors or {}) do
+    if tostring(e):find(self.path, 1, true) then return nil, e end
+  end
   return true
 end
 
