@@ -66,7 +66,6 @@ local DDL = {
       updated_at TEXT NOT NULL,
       UNIQUE (thor_user_id, provider, account))]],
   [[CREATE INDEX IF NOT EXISTS agreements_status ON agreements (status)]],
-  [[CREATE INDEX IF NOT EXISTS agreements_customer ON agreements (customer)]],
   [[CREATE TABLE IF NOT EXISTS history (
       id {serial},
       thor_user_id TEXT NOT NULL,
