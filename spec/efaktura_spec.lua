@@ -373,4 +373,52 @@ describe("giro efaktura process", function()
     assert.same({ "add", "receipt-A" }, { h[1].event, h[2].event })
     assert.same({ "answered", "active" }, { h[1].status_after, h[2].status_after })
   end)
+  it("never writes a response that fails the response XSD (nothing written, register unchanged)", function()
+    -- in-process, with a schema no answer can satisfy standing in for response.xsd
+    local schemas = require("giro.efaktura.schemas")
+    local strict = H.write(dir .. "/strict.xsd", (H.read(H.XSD):gsub('<xs:element name="BillerAccountNumber" type="xs:string"/>',
+      '<xs:element name="BillerAccountNumber"><xs:simpleType><xs:restriction base="xs:string"><xs:pattern value="X"/></xs:restriction></xs:simpleType></xs:element>')))
+    local real = schemas.path
+    schemas.path = function(name) return name == "response.xsd" and strict or real(name) end
+    local register = require("giro.efaktura.register")
+    local reg = assert(register.open(db))
+    local before = H.dump(db)
+    local out = dir .. "/r.xml"
+    local ok, s, err, code = pcall(require("giro.efaktura.process").run, {
+      request = H.write(dir .. "/q.xml", H.request{ records = { H.add("999", "x==", "Fornavn", "Etternavn") } }),
+      biller = assert(require("giro.efaktura.biller").load("default")), reg = reg, output = out })
+    schemas.path = real
+    reg:close()
+    assert.is_true(ok, s)
+    assert.is_nil(s)
+    assert.equal(3, code)
+    assert.truthy(err:find("failed validation", 1, true), err)
+    assert.is_false(H.exists(out))
+    assert.equal(before, H.dump(db))
+    local leftovers = io.popen("ls -a " .. H.sh_quote(dir) .. " | grep -c giro-"):read("l")
+    assert.equal("0", leftovers)
+  end)
+
+  it("the bench generator's files are valid requests, and their responses valid responses", function()
+    local req, csvf = dir .. "/gen.xml", dir .. "/gen.csv"
+    local p = io.popen(H.sh_quote(H.giro) .. " run bench/gen_efaktura.lua 600 " .. H.sh_quote(req) .. " --customers "
+      .. H.sh_quote(csvf) .. " --seed 7 2>&1")
+    p:read("a")
+    p:close()
+    assert.is_true(H.xsd_valid(req, H.REQUEST_XSD))
+    local gdb = dir .. "/gen.db"
+    assert.equal(0, (H.run({ "customers", "import", csvf, "--db", gdb })))
+    local out = dir .. "/gen-r.xml"
+    local rc, stdout, err = H.run({ "efaktura", "process", req, "--biller", "default", "--db", gdb, "-o", out, "--json" })
+    assert.equal(0, rc, err)
+    assert.is_true(H.xsd_valid(out))
+    local s = cjson.decode(stdout)
+    assert.equal(600, s.records)
+    assert.equal(0, s.skipped)
+    for _, case in ipairs({ "add", "change", "delete", "receipt-A" }) do assert.is_not_nil(next(s.cases[case]), case) end
+    assert.is_not_nil(s.cases.add["answered again (reminder)"])
+    assert.is_not_nil(s.cases.add["rejected 01"])
+    assert.is_not_nil(s.cases.add["rejected 02"])
+    assert.is_not_nil(s.cases.add.accepted)
+  end)
 end)
