@@ -209,8 +209,20 @@ function process.run(opts)
 
   local ok, perr = pcall(db.begin, db)
   if not ok then return abort(tostring(perr), 3) end
-  local file_id = reg:add_file{ kind = "request", digest = digest, name = name, from_name = header.from_name,
-                                to_id = header.to_id, to_service = header.to_service, processed_at = now }
+  -- a second giro may have processed the same file while this one waited for the lock
+  local file_id
+  ok, perr = pcall(function()
+    done = reg:file_by_digest(digest)
+    if not done then
+      file_id = reg:add_file{ kind = "request", digest = digest, name = name, from_name = header.from_name,
+                              to_id = header.to_id, to_service = header.to_service, processed_at = now }
+    end
+  end)
+  if not ok then return abort(tostring(perr), 3) end
+  if done then
+    abort()
+    return replay(opts, done)
+  end
 
   -- one batch: records -> register changes, answers
   local function handle_batch(batch)
