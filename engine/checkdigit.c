@@ -37,9 +37,10 @@ static void get_range(lua_State *L, int arg, size_t len, size_t *from, size_t *t
     lua_Integer i = luaL_optinteger(L, arg, 1);
     lua_Integer j = luaL_optinteger(L, arg + 1, -1);
     lua_Integer n = (lua_Integer)len;
-    if (i < 0) i = (-i > n) ? 1 : n + i + 1;
+    /* i < -n, not -i > n: -LUA_MININTEGER overflows */
+    if (i < 0) i = (i < -n) ? 1 : n + i + 1;
     else if (i == 0) i = 1;
-    if (j < 0) j = (-j > n) ? 0 : n + j + 1;
+    if (j < 0) j = (j < -n) ? 0 : n + j + 1;
     else if (j > n) j = n;
     if (i > j) { *from = 1; *to = 0; return; }
     *from = (size_t)i;
