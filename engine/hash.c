@@ -8,6 +8,7 @@
  *   hash.equal(a, b)                       -> boolean, time independent of content
  *   hash.new(alg)                          -> ctx with :update(s) (returns ctx) and :final()
  */
+#include <limits.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -91,6 +92,7 @@ static int h_hmac(lua_State *L)
     size_t klen, dlen;
     const char *key = luaL_checklstring(L, 2, &klen);
     const char *data = luaL_checklstring(L, 3, &dlen);
+    luaL_argcheck(L, klen <= INT_MAX, 2, "key too long");  /* HMAC() takes an int */
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (HMAC(md, key, (int)klen, (const unsigned char *)data, dlen, out, &len) == NULL)
