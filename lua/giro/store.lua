@@ -164,7 +164,8 @@ function store.open(url)
   local hidden = secrets(target)
   local conn, env = dialect.open(target)
   if not conn then
-    return nil, scrub(string.format("cannot open database %s: %s", store.redact(target), tostring(env)), hidden)
+    local why = tostring(env):gsub("%s+$", "")   -- libpq ends its messages with a newline
+    return nil, scrub(string.format("cannot open database %s: %s", store.redact(target), why), hidden)
   end
   local db = setmetatable({ conn = conn, env = env, dialect = dialect, depth = 0, secrets = hidden }, DB)
   for _, s in ipairs(dialect.setup) do
