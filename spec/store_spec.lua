@@ -284,7 +284,7 @@ describe("PostgreSQL specifics", function()
       return v
     end
     local results = {}
-    for i, db in ipairs({ dir .. "/r.db", server():create_db() }) do
+    for i, db in ipairs({ dir .. "/r.db", (server():create_db()) }) do
       local lines = {}
       local function run(words)
         local rc, out, err = H.run(words)
@@ -308,6 +308,7 @@ describe("PostgreSQL specifics", function()
       end
       results[i] = lines
     end
+    assert.equal(2, #results)
     assert.is_true(#results[1] > 40)
     assert.same(results[1], results[2])
   end)
