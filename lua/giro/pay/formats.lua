@@ -7,6 +7,14 @@
 -- `value` is the caller's UTF-8 text, `bytes` what came over the wire in the bank's charset.
 -- `today` is the local date as the integer YYYYMMDD (injected by tests; nil = the clock).
 -- Reasons never contain the field name: the engine prefixes it.
+--
+-- and a fast path: { build = F, verify = F } with F = { shape =, min =, max =, post = } (either
+-- may be absent).  The engine hands shape/min/max to giro.record, which accepts the common values
+-- of a whole message in one C call; post(value, today) -> boolean then checks what a shape cannot
+-- (a check digit, a calendar date).  The contract: a value that F accepts is one that norm (build)
+-- or check (verify) returns unchanged; anything else goes through norm/check, which stay the
+-- authority for normalising and for every reason.  Shapes are ASCII only, so an accepted value
+-- is also its own display value.
 local ref = require("giro.ref")
 local find, match, sub, gsub = string.find, string.match, string.sub, string.gsub
 local tointeger = math.tointeger
@@ -53,6 +61,12 @@ end
 
 local function too_long(n, max) return "at most " .. max .. " characters, got " .. n end
 
+-- the fast path F with post added (a copy; F may be shared between build and verify)
+local function with_post(f, post)
+  if not post then return f end
+  return { shape = f.shape, min = f.min, max = f.max, post = post }
+end
+
 --- Printable text in the bank's charset ("AN").  spec.lines/width (NET_MSG: 6 × 35) give the max.
 -- Returns norm, check and validate(bytes) -> nil | reason (used by url below).
 local function text(spec, ctx)
@@ -82,7 +96,10 @@ local function text(spec, ctx)
     if why then return nil, why end
     return b
   end
-  return norm, check, validate
+  local fast = { shape = ctx.noblank and "[!-~]*" or "[ -~]*", min = min, max = max }
+  local post
+  if forbid then post = function(v) return not find(v, forbid, 1, true) end end
+  return norm, check, { build = with_post(fast, post), verify = fast }, validate
 end
 
 formats.AN = text
@@ -101,7 +118,8 @@ function formats.N(spec, ctx)
     if n < min then return nil, "at least " .. min .. " digits, got " .. n end
     return b
   end
-  return check, check
+  local fast = { shape = "%d+", min = min, max = max }
+  return check, check, { build = fast, verify = fast }
 end
 
 --- Letters only ("A"), ASCII.
@@ -117,7 +135,8 @@ function formats.A(spec, ctx)
     if n < min then return nil, "at least " .. min .. " letters" end
     return b
   end
-  return check, check
+  local fast = { shape = "%a+", min = min, max = max }
+  return check, check, { build = fast, verify = fast }
 end
 
 --- An amount of money written with a decimal comma and two decimals ("12,50").
@@ -139,6 +158,11 @@ function formats.amount(spec, ctx)
       if max and #v > max then return nil, too_long(#v, max) end
       return v
     end
+    if min_cents <= 100 and find(v, "^[1-9]%d*$") then   -- whole units, the next most common
+      local b = v .. ",00"
+      if max and #b > max then return nil, too_long(#b, max) end
+      return b
+    end
     local int, dec = match(v, "^(%d+)[,.](%d%d?)$")
     if not int then
       if find(v, "^%d+$") then
@@ -157,7 +181,9 @@ function formats.amount(spec, ctx)
     end
     return b
   end
-  return norm, check
+  -- building: only the bank's own form with no leading zero is kept as it is (and is >= 1,00)
+  local build = min_cents <= 100 and { shape = "[1-9]%d*,%d%d", max = max } or nil
+  return norm, check, { build = build, verify = { shape = "%d+,%d%d", max = max } }
 end
 
 --- A calendar date.  spec.layout: "DD.MM.YYYY" or "YYYYMMDD"; spec.not_past: when building,
@@ -179,8 +205,8 @@ function formats.date(spec, ctx)
   local dmy, not_past, layout = lay.order == "dmy", spec.not_past, spec.layout or "DD.MM.YYYY"
   local shape = dmy and "^%d%d%.%d%d%.%d%d%d%d$" or "^%d%d%d%d%d%d%d%d$"
   local byte = string.byte
-  local function value_of(b)
-    if not find(b, shape) then return nil end
+  -- YYYYMMDD of b, which has the layout's shape; false when there is no such day
+  local function date_of(b)
     local y, m, d
     if dmy then
       local d1, d2, _, m1, m2, _, y1, y2, y3, y4 = byte(b, 1, 10)
@@ -191,6 +217,11 @@ function formats.date(spec, ctx)
     end
     if m < 1 or m > 12 or d < 1 or d > days_in_month(y, m) then return false end
     return y * 10000 + m * 100 + d
+  end
+  -- nil: not the layout's shape
+  local function value_of(b)
+    if not find(b, shape) then return nil end
+    return date_of(b)
   end
   local shown = ctx.cs.to_display
   local function check(b)
@@ -219,7 +250,17 @@ function formats.date(spec, ctx)
     end
     return b
   end
-  return norm, check
+  local fast_shape = dmy and "%d%d%.%d%d%.%d%d%d%d" or "%d%d%d%d%d%d%d%d"
+  local function real_date(b) return date_of(b) ~= false end
+  local build_post = real_date
+  if not_past then
+    build_post = function(b, today)
+      local n = date_of(b)
+      return n and n >= (today or formats.today()) or false
+    end
+  end
+  return norm, check, { build = { shape = fast_shape, post = build_post },
+                        verify = { shape = fast_shape, post = real_date } }
 end
 
 --- A Finnish reference number (viitenumero): digits with a valid 7-3-1 check digit, as giro.ref
@@ -243,12 +284,25 @@ function formats.ref(spec, ctx)
     if not c then return nil, "not a valid reference number: " .. tostring(why) end
     return check(c)
   end
-  return norm, check
+  local valid = function(b) return (refcheck(kind, b)) end
+  if kind == "fi" then
+    -- giro.ref's rule for the canonical Finnish form (no leading zero: 4-20 digits, 7-3-1),
+    -- straight on giro.checkdigit; anything else asks giro.ref (spec/pay_spec.lua compares both)
+    local fi_check, byte = require("giro.checkdigit").fi_check, string.byte
+    valid = function(b)
+      local n = #b
+      if n >= 4 and n <= 20 and byte(b, 1) ~= 48 then return fi_check(b, 1, n - 1) + 48 == byte(b, n) end
+      return (refcheck(kind, b))
+    end
+  end
+  formats.ref_valid = valid  -- for the spec that compares it with giro.ref
+  return norm, check, { build = { shape = "[1-9]%d*", max = max, post = valid },
+                        verify = { shape = "%d+", max = max, post = valid } }
 end
 
 --- An absolute http(s) URL without blanks.  spec.forbid: a string that must not occur (Danske: €).
 function formats.url(spec, ctx)
-  local tnorm, _, validate = text(spec, { cs = ctx.cs, noblank = true })
+  local tnorm, _, _, validate = text(spec, { cs = ctx.cs, noblank = true })
   local to_display = ctx.cs.to_display
   local max = spec.max
   local ascii = "^[hH][tT][tT][pP][sS]?://[!-~]+$"
@@ -275,7 +329,8 @@ function formats.url(spec, ctx)
     if not find(b, scheme) then return nil, "expected an http:// or https:// URL, got '" .. v .. "'" end
     return b
   end
-  return norm, check
+  local fast = { shape = "[hH][tT][tT][pP][sS]?://[!-~]+", max = max }
+  return norm, check, { build = fast, verify = fast }
 end
 
 --- A MAC in hex: spec.hexlen digits; spec.case "upper"/"lower"; spec.any_case accepts either.
@@ -292,7 +347,8 @@ function formats.mac(spec, ctx)
     end
     return b
   end
-  return check, check
+  local shape = any and "%x+" or case == "upper" and "[0-9A-F]+" or "[0-9a-f]+"
+  return check, check, { verify = { shape = shape, min = n, max = n } }
 end
 
 --- The names a definition may use.
@@ -309,12 +365,20 @@ function formats.compile(spec, ctx)
   if not f then
     return nil, "unknown format '" .. tostring(fname) .. "'"
   end
-  local ok, norm, check = pcall(f, spec, ctx)
+  local ok, norm, check, fast = pcall(f, spec, ctx)
   if not ok then return nil, norm end
+  fast = fast or {}
   if spec.values then
     local set, list = {}, {}
     for _, v in ipairs(spec.values) do set[v] = true; list[#list + 1] = v end
     local allowed = "one of " .. table.concat(list, ", ")
+    local function also_listed(f)
+      if not f then return nil end
+      local p = f.post
+      return with_post(f, p and function(b, today) return set[b] and p(b, today) end
+                              or function(b) return set[b] == true end)
+    end
+    fast = { build = also_listed(fast.build), verify = also_listed(fast.verify) }
     local n0, c0 = norm, check
     norm = function(v, today)
       local b, err = n0(v, today)
@@ -329,7 +393,7 @@ function formats.compile(spec, ctx)
       return d
     end
   end
-  return norm, check
+  return norm, check, fast
 end
 
 return formats
