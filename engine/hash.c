@@ -13,6 +13,9 @@
  *          string; the parts are t[idx[1]], t[idx[2]], ... (or t[1], t[2], ...
  *          up to the first nil without idx), absent (nil) ones left out; an
  *          idx entry 0 stands for `extra` (a MAC key kept out of t).
+ *   hash.joiner(alg, case, sep, trailing, idx)
+ *       -> the same recipe compiled once: joiner:hex(t [, extra]) gives what
+ *          hex_join(alg, case, sep, trailing, t, idx, extra) gives.
  *
  * The one-shot digests (md5 ... sha512, digest, hex_join) use OpenSSL's
  * direct digest functions rather than EVP: in OpenSSL 3 the first EVP fetch
@@ -32,6 +35,7 @@
 #include "giro.h"
 
 #define CTX_MT "giro.hash.ctx"
+#define JOINER_MT "giro.hash.joiner"
 
 typedef struct {
     EVP_MD_CTX *md;   /* NULL once finalised or collected */
@@ -226,6 +230,92 @@ static int h_hex_join(lua_State *L)
     return 1;
 }
 
+/* A compiled hex_join recipe; idx and sep live in the same block. */
+typedef struct {
+    int alg, upper, trailing;
+    size_t seplen, n;
+    lua_Integer *idx;
+    char *sep;
+} joiner;
+
+static int joiner_new(lua_State *L)
+{
+    int alg = luaL_checkoption(L, 1, NULL, alg_names);
+    int upper = luaL_checkoption(L, 2, NULL, cases) == 1;
+    size_t seplen;
+    const char *sep = luaL_checklstring(L, 3, &seplen);
+    int trailing = lua_toboolean(L, 4);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    size_t n = (size_t)lua_rawlen(L, 5);
+    if (n > 4096)
+        return luaL_error(L, "giro.hash.joiner: at most 4096 parts");
+    joiner *j = lua_newuserdatauv(L, sizeof *j + n * sizeof(lua_Integer) + seplen + 1, 0);
+    j->alg = alg;
+    j->upper = upper;
+    j->trailing = trailing;
+    j->n = n;
+    j->seplen = seplen;
+    j->idx = (lua_Integer *)(void *)(j + 1);
+    j->sep = (char *)(j->idx + n);
+    memcpy(j->sep, sep, seplen + 1);
+    for (size_t i = 0; i < n; i++) {
+        int isint;
+        lua_rawgeti(L, 5, (lua_Integer)i + 1);
+        j->idx[i] = lua_tointegerx(L, -1, &isint);
+        lua_pop(L, 1);
+        if (!isint)
+            return luaL_error(L, "giro.hash.joiner: idx[%d] must be an integer", (int)i + 1);
+    }
+    luaL_setmetatable(L, JOINER_MT);
+    return 1;
+}
+
+static int joiner_hex(lua_State *L)
+{
+    const joiner *j = luaL_checkudata(L, 1, JOINER_MT);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 3);
+    direct_ctx c;
+    int ok = direct_init(&c, j->alg) == 1, first = 1, bad = 0;
+    size_t i;
+    for (i = 0; ok && i < j->n; i++) {
+        int t = j->idx[i] == 0 ? (lua_pushvalue(L, 3), lua_type(L, -1)) : lua_rawgeti(L, 2, j->idx[i]);
+        if (t == LUA_TSTRING) {
+            size_t len;
+            const char *p = lua_tolstring(L, -1, &len);
+            if (!first)
+                ok = direct_update(&c, j->sep, j->seplen) == 1;
+            ok = ok && direct_update(&c, p, len) == 1;
+            first = 0;
+        } else if (t != LUA_TNIL) {
+            bad = t;
+            break;
+        }
+        lua_pop(L, 1);
+    }
+    if (ok && !bad && j->trailing)
+        ok = direct_update(&c, j->sep, j->seplen) == 1;
+    unsigned char out[EVP_MAX_MD_SIZE];
+    size_t len = direct_final(&c, out);                  /* also scrubs c */
+    if (bad)
+        return luaL_error(L, "giro.hash.joiner: part %d is a %s, expected a string", (int)i + 1,
+                          lua_typename(L, bad));
+    if (!ok || len == 0)
+        return luaL_error(L, "giro.hash: OpenSSL digest failed");
+    char hex[2 * EVP_MAX_MD_SIZE];
+    to_hex(hex, out, len, j->upper);
+    OPENSSL_cleanse(out, sizeof out);
+    lua_pushlstring(L, hex, 2 * len);
+    return 1;
+}
+
+static int joiner_tostring(lua_State *L)
+{
+    const joiner *j = luaL_checkudata(L, 1, JOINER_MT);
+    lua_pushfstring(L, JOINER_MT " (%s, %d parts)", alg_names[j->alg], (int)j->n);
+    return 1;
+}
+
 static int h_hmac(lua_State *L)
 {
     const EVP_MD *md = check_alg(L, 1);
@@ -342,6 +432,7 @@ static const luaL_Reg hash_funcs[] = {
     { "hmac", h_hmac },
     { "equal", h_equal },
     { "new", ctx_new },
+    { "joiner", joiner_new },
     { NULL, NULL }
 };
 
@@ -350,6 +441,14 @@ int luaopen_giro_hash(lua_State *L)
     luaL_newmetatable(L, CTX_MT);                       /* [mt] */
     luaL_setfuncs(L, ctx_meta, 0);
     luaL_newlib(L, ctx_methods);                        /* [mt, methods] */
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, JOINER_MT);                    /* [mt] */
+    lua_pushcfunction(L, joiner_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, joiner_hex);
+    lua_setfield(L, -2, "hex");
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newlib(L, hash_funcs);

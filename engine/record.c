@@ -15,8 +15,8 @@
  *     { name = "lng", shape = "[123]" },
  *     { name = "TARKISTE" },                  -- no shape: every given value stops
  *   }
- *   layout:collect(map [, out [, from]]) -> out, nil, seen | out, k, seen
- *   layout:check(k, s)                -> true | false (shape and lengths of field k)
+ *   layout:collect(map [, out [, from [, today]]]) -> out, nil, seen | out, k, seen
+ *   layout:check(k, s [, today])      -> true, stored value | false (field k alone)
  *   layout:size()                     -> number of fields
  *   record.count(t)                   -> number of keys in t (any kind)
  *
@@ -24,7 +24,17 @@
  * accepted as it is); min, max (length limits in bytes, default 0 and none);
  * fixed (a string: the only value accepted, byte for byte; the shape is then
  * not used); value (a string stored when the field is absent); required (an
- * absent field without a value stops).
+ * absent field without a value stops); and checks after the shape:
+ *   values = { "1", "2" }  the value must be one of these;
+ *   check_digit = "731"    the last character is the check digit of the others:
+ *                          (10 - sum of digit * weight) mod 10, the first
+ *                          weight on the digit next to the check digit, then
+ *                          leftwards, repeated (7, 3, 1, 7, ... here);
+ *   date = "DD.MM.YYYY" | "YYYYMMDD"  a day that exists in that layout, and with
+ *   not_past = true        not before `today` (an integer YYYYMMDD given to
+ *                          collect; without it the check stops the field);
+ *   suffix = ",00"         a value that fits only with this appended is stored
+ *                          with it appended ("100" -> "100,00").
  *
  * collect fills `out` (a new table sized for the layout when nil) and walks
  * the fields from `from` (default 1): for field k it reads
@@ -53,7 +63,9 @@
 
 #define LAYOUT_MT "giro.record.layout"
 
-enum { UV_NAMES = 1, UV_VALUES = 2, UV_FIXED = 3 };
+enum { UV_NAMES = 1, UV_VALUES = 2, UV_FIXED = 3, UV_SETS = 4 };
+enum { DATE_NONE, DATE_DMY, DATE_YMD };
+#define MAX_CHECK_WEIGHTS 16
 
 typedef struct {
     uint8_t set[32];    /* bit c: byte c belongs to the class */
@@ -63,7 +75,11 @@ typedef struct {
 typedef struct {
     size_t first, count;  /* items[first .. first+count) ; count 0 with has_shape = empty shape */
     size_t min, max;      /* length limits in bytes */
-    unsigned has_shape : 1, has_value : 1, fixed : 1, required : 1;
+    unsigned has_shape : 1, has_value : 1, fixed : 1, required : 1, has_set : 1, not_past : 1;
+    unsigned date : 2;
+    unsigned char nweights, weights[MAX_CHECK_WEIGHTS];
+    char suffix[8];       /* "" = none */
+    unsigned char suffix_len;
 } field;
 
 typedef struct {
@@ -209,6 +225,70 @@ static int fits(const layout *lay, const field *f, const char *s, size_t len)
     return pos == len;
 }
 
+static long num(const char *s, int n)
+{
+    long v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+static int days_in_month(long y, long m)
+{
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+        return 29;
+    return days[m - 1];
+}
+
+/* YYYYMMDD of a date in the field's layout, or -1 */
+static long date_value(const field *f, const char *s, size_t len)
+{
+    static const char dmy[] = "dd.dd.dddd", ymd[] = "dddddddd";
+    const char *lay = f->date == DATE_DMY ? dmy : ymd;
+    if (len != strlen(lay))
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (lay[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != lay[i])
+            return -1;
+#define NUM(p, n) (num(s + (p), (n)))
+    long y, m, d;
+    if (f->date == DATE_DMY) { d = NUM(0, 2); m = NUM(3, 2); y = NUM(6, 4); }
+    else                     { y = NUM(0, 4); m = NUM(4, 2); d = NUM(6, 2); }
+#undef NUM
+    if (m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+        return -1;
+    return y * 10000 + m * 100 + d;
+}
+
+/* The checks after the shape: check digit, date, not_past (values is
+ * checked by the caller, which has the set on the stack). */
+static int passes(const field *f, const char *s, size_t len, lua_Integer today)
+{
+    if (f->nweights) {
+        if (len < 2)
+            return 0;
+        unsigned sum = 0;
+        size_t k = 0;
+        for (size_t p = len - 1; p > 0; p--) {
+            unsigned char c = (unsigned char)s[p - 1];
+            if (c < '0' || c > '9')
+                return 0;
+            sum = (sum + (unsigned)(c - '0') * f->weights[k]) % 10;
+            if (++k == f->nweights)
+                k = 0;
+        }
+        if ((unsigned char)s[len - 1] != '0' + (10 - sum) % 10)
+            return 0;
+    }
+    if (f->date != DATE_NONE) {
+        long v = date_value(f, s, len);
+        if (v < 0 || (f->not_past && (today <= 0 || v < today)))
+            return 0;
+    }
+    return 1;
+}
+
 static layout *check_layout(lua_State *L, int arg)
 {
     return luaL_checkudata(L, arg, LAYOUT_MT);
@@ -268,13 +348,16 @@ static int r_new(lua_State *L)
         ty = lua_getfield(L, -3, "fixed");
         if (ty != LUA_TNIL && ty != LUA_TSTRING)
             return luaL_error(L, "giro.record.new: field %d: fixed must be a string", (int)k);
-        lua_pop(L, 4);
+        ty = lua_getfield(L, -4, "values");
+        if (ty != LUA_TNIL && ty != LUA_TTABLE)
+            return luaL_error(L, "giro.record.new: field %d: values must be a list of strings", (int)k);
+        lua_pop(L, 5);
     }
     size_t nf = (size_t)n;
     if (nf > (SIZE_MAX - sizeof(layout)) / (sizeof(field) + sizeof(shape_item)))
         return luaL_error(L, "giro.record.new: too many fields");
     size_t bytes = sizeof(layout) + nf * sizeof(field) + nitems * sizeof(shape_item);
-    layout *lay = lua_newuserdatauv(L, bytes, 3);        /* [specs, lay] */
+    layout *lay = lua_newuserdatauv(L, bytes, 4);        /* [specs, lay] */
     lay->nfields = nf;
     lay->nitems = nitems;
     /* shape_item holds only bytes and uint32_t: it is aligned after field */
@@ -284,6 +367,7 @@ static int r_new(lua_State *L)
     lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names] */
     lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names, values] */
     lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names, values, fixed] */
+    lua_createtable(L, (int)nf, 0);                      /* [.., fixed, sets] */
     size_t at = 0;
     for (lua_Integer k = 1; k <= n; k++) {
         field *f = &lay->fields[k - 1];
@@ -291,19 +375,64 @@ static int r_new(lua_State *L)
         lua_rawgeti(L, 1, k);                            /* [.., spec] */
         int t = lua_gettop(L);
         lua_getfield(L, t, "name");
-        lua_rawseti(L, t - 3, k);
+        lua_rawseti(L, t - 4, k);
         if (lua_getfield(L, t, "value") == LUA_TSTRING) {
             f->has_value = 1;
-            lua_rawseti(L, t - 2, k);
+            lua_rawseti(L, t - 3, k);
         } else {
             lua_pop(L, 1);
         }
         if (lua_getfield(L, t, "fixed") == LUA_TSTRING) {
             f->fixed = 1;
-            lua_rawseti(L, t - 1, k);
+            lua_rawseti(L, t - 2, k);
         } else {
             lua_pop(L, 1);
         }
+        if (lua_getfield(L, t, "values") == LUA_TTABLE) {   /* list -> set */
+            lua_newtable(L);
+            for (lua_Integer j = 1; lua_rawgeti(L, -2, j) != LUA_TNIL; j++) {
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    return luaL_error(L, "giro.record.new: field %d: values must be strings", (int)k);
+                lua_pushboolean(L, 1);
+                lua_rawset(L, -3);
+            }
+            lua_pop(L, 1);                               /* the nil */
+            f->has_set = 1;
+            lua_rawseti(L, t - 1, k);
+        }
+        lua_pop(L, 1);
+        if (lua_getfield(L, t, "check_digit") != LUA_TNIL) {
+            size_t wn;
+            const char *w = lua_tolstring(L, -1, &wn);
+            if (w == NULL || wn == 0 || wn > MAX_CHECK_WEIGHTS)
+                return luaL_error(L, "giro.record.new: field %d: check_digit must be 1 to %d weight digits",
+                                  (int)k, MAX_CHECK_WEIGHTS);
+            for (size_t j = 0; j < wn; j++) {
+                if (w[j] < '0' || w[j] > '9')
+                    return luaL_error(L, "giro.record.new: field %d: check_digit must be digits", (int)k);
+                f->weights[j] = (unsigned char)(w[j] - '0');
+            }
+            f->nweights = (unsigned char)wn;
+        }
+        lua_pop(L, 1);
+        if (lua_getfield(L, t, "date") != LUA_TNIL) {
+            const char *d = lua_tostring(L, -1);
+            if (d && strcmp(d, "DD.MM.YYYY") == 0) f->date = DATE_DMY;
+            else if (d && strcmp(d, "YYYYMMDD") == 0) f->date = DATE_YMD;
+            else return luaL_error(L, "giro.record.new: field %d: date must be DD.MM.YYYY or YYYYMMDD", (int)k);
+        }
+        lua_pop(L, 1);
+        f->not_past = opt_flag(L, t, "not_past");
+        if (lua_getfield(L, t, "suffix") != LUA_TNIL) {
+            size_t sn;
+            const char *sx = lua_tolstring(L, -1, &sn);
+            if (sx == NULL || sn == 0 || sn >= sizeof f->suffix)
+                return luaL_error(L, "giro.record.new: field %d: suffix must be 1 to %d characters",
+                                  (int)k, (int)sizeof f->suffix - 1);
+            memcpy(f->suffix, sx, sn);
+            f->suffix_len = (unsigned char)sn;
+        }
+        lua_pop(L, 1);
         if (lua_getfield(L, t, "shape") == LUA_TSTRING) {
             size_t len;
             const char *err = NULL;
@@ -320,9 +449,40 @@ static int r_new(lua_State *L)
         f->required = opt_flag(L, t, "required");
         lua_pop(L, 1);
     }
+    lua_setiuservalue(L, 2, UV_SETS);
     lua_setiuservalue(L, 2, UV_FIXED);
     lua_setiuservalue(L, 2, UV_VALUES);
     lua_setiuservalue(L, 2, UV_NAMES);
+    return 1;
+}
+
+/* Is the string on top of the stack a value of field k?  May replace it with
+ * the value completed by the field's suffix.  The sets are at index 7. */
+static int accept(lua_State *L, const layout *lay, const field *f, lua_Integer k, lua_Integer today)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (!fits(lay, f, s, len)) {
+        char buf[256];
+        if (f->suffix_len == 0 || len + f->suffix_len > sizeof buf)
+            return 0;
+        memcpy(buf, s, len);
+        memcpy(buf + len, f->suffix, f->suffix_len);
+        if (!fits(lay, f, buf, len + f->suffix_len))
+            return 0;
+        lua_pop(L, 1);
+        s = lua_pushlstring(L, buf, len + f->suffix_len);
+        len += f->suffix_len;
+    }
+    if (!passes(f, s, len, today))
+        return 0;
+    if (f->has_set) {
+        lua_rawgeti(L, 7, k);
+        lua_pushvalue(L, -2);
+        int in = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 2);
+        return in;
+    }
     return 1;
 }
 
@@ -332,6 +492,7 @@ static int r_collect(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_Integer from = luaL_optinteger(L, 4, 1);
     luaL_argcheck(L, from >= 1, 4, "must be 1 or more");
+    lua_Integer today = luaL_optinteger(L, 5, 0);
     lua_settop(L, 3);
     if (lua_isnil(L, 3)) {
         lua_createtable(L, (int)lay->nfields, 0);
@@ -341,6 +502,7 @@ static int r_collect(lua_State *L)
     lua_getiuservalue(L, 1, UV_NAMES);                   /* 4 */
     lua_getiuservalue(L, 1, UV_VALUES);                  /* 5 */
     lua_getiuservalue(L, 1, UV_FIXED);                   /* 6 */
+    lua_getiuservalue(L, 1, UV_SETS);                    /* 7 */
     lua_Integer seen = 0;
     for (lua_Integer k = from; k <= (lua_Integer)lay->nfields; k++) {
         const field *f = &lay->fields[k - 1];
@@ -366,9 +528,7 @@ static int r_collect(lua_State *L)
                 ok = lua_rawequal(L, -1, -2);
                 lua_pop(L, 1);
             } else {
-                size_t len;
-                const char *s = lua_tolstring(L, -1, &len);
-                ok = fits(lay, f, s, len);
+                ok = accept(L, lay, f, k, today);
             }
         }
         if (!ok) {
@@ -390,20 +550,28 @@ static int r_check(lua_State *L)
 {
     layout *lay = check_layout(L, 1);
     lua_Integer k = luaL_checkinteger(L, 2);
-    size_t len;
-    const char *s = luaL_checklstring(L, 3, &len);
+    luaL_checkstring(L, 3);
+    lua_Integer today = luaL_optinteger(L, 4, 0);
     luaL_argcheck(L, k >= 1 && k <= (lua_Integer)lay->nfields, 2, "no such field");
     const field *f = &lay->fields[k - 1];
-    int ok;
+    lua_settop(L, 3);
+    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4..7 as in collect */
+    lua_getiuservalue(L, 1, UV_VALUES);
+    lua_getiuservalue(L, 1, UV_FIXED);
+    lua_getiuservalue(L, 1, UV_SETS);
+    lua_pushvalue(L, 3);
     if (f->fixed) {
-        lua_getiuservalue(L, 1, UV_FIXED);
-        lua_rawgeti(L, -1, k);
-        ok = lua_rawequal(L, -1, 3);
-    } else {
-        ok = fits(lay, f, s, len);
+        lua_rawgeti(L, 6, k);
+        lua_pushboolean(L, lua_rawequal(L, -1, 3));
+        return 1;
     }
-    lua_pushboolean(L, ok);
-    return 1;
+    if (!accept(L, lay, f, k, today)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -2);
+    return 2;
 }
 
 static int r_size(lua_State *L)

@@ -92,9 +92,10 @@ local function compile_mac(r, where, index, k_of)
     end
     m.ks[j], m.names[j] = k, name
   end
-  -- the parts for hex_join: 0 stands for the key
-  m.parts = { table.unpack(m.ks) }
-  table.insert(m.parts, m.key_first and 1 or #m.parts + 1, 0)
+  -- the parts for hash.joiner: 0 stands for the key
+  local parts = { table.unpack(m.ks) }
+  table.insert(parts, m.key_first and 1 or #parts + 1, 0)
+  m.joiner = hash.joiner(alg, case, m.sep, m.trailing, parts)
   return m
 end
 
@@ -112,7 +113,7 @@ local function compute_mac(m, vals, key)
     if not m.key_first then t[n + 1] = key end
     return hex_join(m.alg, m.case, m.sep, m.trailing, t)
   end
-  return hex_join(m.alg, m.case, m.sep, m.trailing, vals, m.parts, key)
+  return m.joiner:hex(vals, key)
 end
 engine.compute_mac = compute_mac
 
@@ -143,8 +144,9 @@ local function compile_layout(plan, mode)
       spec.required = plan.req[k] or fixed ~= nil
     end
     if f and not fixed then
-      spec.shape, spec.min, spec.max = f.shape, f.min, f.max
+      for key, v in pairs(f) do if key ~= "post" then spec[key] = v end end
       if f.post then post_k[#post_k + 1], post_fn[#post_fn + 1] = k, f.post end
+      if f.not_past then plan.needs_today = true end
     end
     specs[k] = spec
   end
@@ -393,9 +395,10 @@ function Message:build(input, opts)
   end
   -- the layout takes every value already in wire form; the others stop it at their field
   local vals, seen, from, layout = nil, 0, 1, plan.build_layout
+  local day = plan.needs_today and (today or formats.today()) or nil
   while true do
     local k, s
-    vals, k, s = layout:collect(input, vals, from)
+    vals, k, s = layout:collect(input, vals, from, day)
     seen = seen + s
     if not k then break end
     local v = input[plan.names[k]]
