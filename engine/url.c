@@ -56,6 +56,10 @@ static void add_encoded(luaL_Buffer *b, const char *s, size_t n, int form)
  * '%' or '+' is pushed as it is (the common case: no buffer). */
 static int push_decoded(lua_State *L, const char *s, size_t n, size_t *bad)
 {
+    if (memchr(s, '%', n) == NULL && memchr(s, '+', n) == NULL) {
+        lua_pushlstring(L, s, n);
+        return 1;
+    }
     int plain = 1;
     for (size_t i = 0; i < n; i++) {     /* validate first: no half-built buffer */
         if (s[i] == '%') {

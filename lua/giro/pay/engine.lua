@@ -520,7 +520,7 @@ local function input_map(input)
   local ti = type(input)
   if ti == "string" then
     local s = input
-    local q = find(s, "?", 1, true)
+    local q = find(s, "?", 1, true)   -- plain finds: memchr speed, unlike a pattern class
     if q and (q == 1 or find(s, "^%a[%w+.%-]*://")) then s = sub(s, q + 1) end
     local h = find(s, "#", 1, true)
     if h then s = sub(s, 1, h - 1) end

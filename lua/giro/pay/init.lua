@@ -67,8 +67,8 @@ function Bank:messages() return self.compiled.order end
 
 --- Build a request message (see engine Message:build).
 function Bank:build(message, fields, opts)
-  local m, err = self:message(message)
-  if not m then return nil, err end
+  local m = self.compiled.messages[message]
+  if not m then return self:message(message) end
   return m:build(fields, opts)
 end
 
@@ -77,8 +77,8 @@ function Bank:form(fields, opts) return self:build("payment", fields, opts) end
 
 --- Verify an incoming message (see engine Message:verify).
 function Bank:verify(message, input, opts)
-  local m, err = self:message(message)
-  if not m then return nil, err end
+  local m = self.compiled.messages[message]
+  if not m then return self:message(message) end
   return m:verify(input, opts)
 end
 
