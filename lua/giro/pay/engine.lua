@@ -153,6 +153,12 @@ local function compile_layout(plan, mode)
   return record.new(specs), post_k, post_fn
 end
 
+local function layout_of(plan, mode)
+  local layout, post_k, post = compile_layout(plan, mode)
+  plan[mode .. "_layout"], plan[mode .. "_post_k"], plan[mode .. "_post"] = layout, post_k, post
+  return layout
+end
+
 local function compile_plan(bank, mname, msg, version, fields, index, cs)
   local where = bank.name .. " " .. mname .. (version and (" version " .. version) or "")
   local plan = { bank = bank.name, message = mname, version = version, names = {}, k_of = {},
@@ -223,8 +229,7 @@ local function compile_plan(bank, mname, msg, version, fields, index, cs)
     local fx = plan.fixed[k]
     if fx and cs.to_display(fx) ~= fx then plan.plain_fixed = false end
   end
-  plan.build_layout, plan.build_post_k, plan.build_post = compile_layout(plan, "build")
-  plan.verify_layout, plan.verify_post_k, plan.verify_post = compile_layout(plan, "verify")
+  -- the giro.record layouts are made on first use (layout_of): most processes only build or verify
   if msg.one_of then
     local groups = type(msg.one_of[1]) == "table" and msg.one_of or { msg.one_of }
     plan.one_of = {}
@@ -282,8 +287,26 @@ local function compile_message(bank, mname, msg, cs)
   return c
 end
 
---- Compile a definition table.  Returns the compiled bank or nil, message.
-function engine.compile(def, name)
+--- The compiled message `mname` of a compiled bank (compiled now if it was left for later), or
+-- nil, message; nil alone when the definition has no such message.
+function engine.message(bank, mname)
+  local c = bank.messages[mname]
+  if c then return c end
+  local msg = bank.def.messages[mname]
+  if msg == nil then return nil end
+  if type(msg) ~= "table" then return nil, bank.name .. ": message " .. mname .. " must be a table" end
+  -- work on a copy: compilation annotates it, and a sandboxed rule file's table stays untouched
+  local e
+  c, e = compile_message(bank, mname, copy(msg), bank.cs)
+  if not c then return nil, e end
+  bank.messages[mname] = c
+  return c
+end
+
+--- Compile a definition table.  Returns the compiled bank or nil, message.  With opts.lazy each
+-- message is compiled when engine.message first asks for it (a command that builds one message
+-- does not pay for the others; their errors show when they are used, or in `giro pay banks`).
+function engine.compile(def, name, opts)
   if type(def) ~= "table" then return nil, "a bank definition must be a table" end
   local bank = { name = def.name or name or "bank", title = def.title or def.name or name,
                  def = def, endpoints = def.endpoints or {}, messages = {}, order = {} }
@@ -301,14 +324,12 @@ function engine.compile(def, name)
     if ra ~= rb then return ra < rb end
     return a < b
   end)
-  for _, mname in ipairs(names) do
-    local msg = def.messages[mname]
-    if type(msg) ~= "table" then return nil, bank.name .. ": message " .. mname .. " must be a table" end
-    -- work on a copy: compilation annotates it, and a sandboxed rule file's table stays untouched
-    local c, e = compile_message(bank, mname, copy(msg), cs)
-    if not c then return nil, e end
-    bank.messages[mname] = c
-    bank.order[#bank.order + 1] = mname
+  bank.order = names
+  if not (opts and opts.lazy) then
+    for _, mname in ipairs(names) do
+      local c, e = engine.message(bank, mname)
+      if not c then return nil, e end
+    end
   end
   return bank
 end
@@ -394,7 +415,7 @@ function Message:build(input, opts)
     if not ok then return nil, kerr end
   end
   -- the layout takes every value already in wire form; the others stop it at their field
-  local vals, seen, from, layout = nil, 0, 1, plan.build_layout
+  local vals, seen, from, layout = nil, 0, 1, plan.build_layout or layout_of(plan, "build")
   local day = plan.needs_today and (today or formats.today()) or nil
   while true do
     local k, s
@@ -604,7 +625,7 @@ function Message:verify(input, opts)
     if not ok then return nil, kerr end
   end
   local cs = self.bank.cs
-  local names, check, layout = plan.names, plan.check, plan.verify_layout
+  local names, check, layout = plan.names, plan.check, plan.verify_layout or layout_of(plan, "verify")
   local vals, plain = nil, plan.plain_fixed
   while true do
     local seen, from = 0, 1

@@ -22,23 +22,32 @@ local cache = {}
 
 --- A bank by name (rules/banks/NAME.lua on the rule path), by file path, or from a definition
 -- table.  Returns the bank or nil, message.  Loaded files are compiled once per process.
-function pay.bank(what)
+-- opts.lazy: compile each message on first use (see engine.compile); a later call without it
+-- compiles the rest.
+function pay.bank(what, opts)
   if type(what) == "table" then
-    local c, err = engine.compile(what)
+    local c, err = engine.compile(what, nil, opts)
     if not c then return nil, err end
     return setmetatable({ compiled = c, name = c.name, title = c.title }, Bank)
   end
   if type(what) ~= "string" then error("pay.bank: expected a bank name, a path or a table", 2) end
   local path = loader.find(what)
   if not path then return nil, "no bank definition '" .. what .. "' (see: giro pay banks)" end
-  if cache[path] then return cache[path] end
-  local def, err = loader.load(path)
-  if not def then return nil, err end
-  local default_name = path:match("([^/]+)%.lua$")
-  local c, cerr = engine.compile(def, default_name)
-  if not c then return nil, path .. ": " .. cerr end
-  local b = setmetatable({ compiled = c, name = c.name, title = c.title, path = path }, Bank)
-  cache[path] = b
+  local b = cache[path]
+  if not b then
+    local def, err = loader.load(path)
+    if not def then return nil, err end
+    local c, cerr = engine.compile(def, path:match("([^/]+)%.lua$"), { lazy = true })
+    if not c then return nil, path .. ": " .. cerr end
+    b = setmetatable({ compiled = c, name = c.name, title = c.title, path = path }, Bank)
+    cache[path] = b
+  end
+  if not (opts and opts.lazy) then
+    for _, mname in ipairs(b.compiled.order) do
+      local m, err = engine.message(b.compiled, mname)
+      if not m then return nil, path .. ": " .. err end
+    end
+  end
   return b
 end
 
@@ -54,7 +63,8 @@ end
 
 --- The compiled message, or nil, message.
 function Bank:message(name)
-  local m = self.compiled.messages[name]
+  local m, err = engine.message(self.compiled, name)
+  if err then return nil, (self.path and (self.path .. ": ") or "") .. err end
   if not m then
     return nil, string.format("%s has no message '%s' (it has: %s)", self.name, tostring(name),
       table.concat(self.compiled.order, ", "))
@@ -67,8 +77,11 @@ function Bank:messages() return self.compiled.order end
 
 --- Build a request message (see engine Message:build).
 function Bank:build(message, fields, opts)
-  local m = self.compiled.messages[message]
-  if not m then return self:message(message) end
+  local m, err = self.compiled.messages[message]
+  if not m then
+    m, err = self:message(message)
+    if not m then return nil, err end
+  end
   return m:build(fields, opts)
 end
 
@@ -77,8 +90,11 @@ function Bank:form(fields, opts) return self:build("payment", fields, opts) end
 
 --- Verify an incoming message (see engine Message:verify).
 function Bank:verify(message, input, opts)
-  local m = self.compiled.messages[message]
-  if not m then return self:message(message) end
+  local m, err = self.compiled.messages[message]
+  if not m then
+    m, err = self:message(message)
+    if not m then return nil, err end
+  end
   return m:verify(input, opts)
 end
 
@@ -121,7 +137,7 @@ function Bank:send(message, fields, opts)
   local req, berr = m:build(fields, opts)
   if not req then return nil, berr, "rejected" end
   local answer = m.def.answer
-  local am = answer and self.compiled.messages[answer]
+  local am = answer and self:message(answer)
   if not am then return nil, self.name .. " " .. message .. ": the definition names no answer message", "usage" end
   local url = opts.url or req:url()
   if not url then return nil, self.name .. " " .. message .. ": no endpoint (give --url)", "usage" end
