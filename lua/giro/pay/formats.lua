@@ -16,7 +16,8 @@
 -- check (verify) returns for it; anything else goes through norm/check, which stay the authority
 -- for normalising and for every reason.  Shapes are ASCII only, so an accepted value is also its
 -- own display value.
-local ref = require("giro.ref")
+local ref_module  -- giro.ref, loaded on first use: the fast paths of "ref" fields do not need it
+local function ref() ref_module = ref_module or require("giro.ref"); return ref_module end
 local find, match, sub, gsub = string.find, string.match, string.sub, string.gsub
 local tointeger = math.tointeger
 
@@ -266,7 +267,8 @@ function formats.ref(spec, ctx)
   local max = spec.max or 20
   local shown = ctx.cs.to_display
   local kind = spec.kind or "fi"
-  local refcheck, refnormalize = ref.check, ref.normalize
+  local function refcheck(...) return ref().check(...) end
+  local function refnormalize(...) return ref().normalize(...) end
   local function check(b)
     if not find(b, "^%d+$") then return nil, "digits only, got '" .. shown(b) .. "'" end
     if #b > max then return nil, "at most " .. max .. " digits, got " .. #b end
