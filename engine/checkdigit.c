@@ -37,9 +37,10 @@ static void get_range(lua_State *L, int arg, size_t len, size_t *from, size_t *t
     lua_Integer i = luaL_optinteger(L, arg, 1);
     lua_Integer j = luaL_optinteger(L, arg + 1, -1);
     lua_Integer n = (lua_Integer)len;
-    if (i < 0) i = (-i > n) ? 1 : n + i + 1;
+    /* i < -n, not -i > n: -LUA_MININTEGER overflows */
+    if (i < 0) i = (i < -n) ? 1 : n + i + 1;
     else if (i == 0) i = 1;
-    if (j < 0) j = (-j > n) ? 0 : n + j + 1;
+    if (j < 0) j = (j < -n) ? 0 : n + j + 1;
     else if (j > n) j = n;
     if (i > j) { *from = 1; *to = 0; return; }
     *from = (size_t)i;
@@ -144,29 +145,11 @@ static int cd_mod11(lua_State *L)
     return 1;
 }
 
-/* Luhn: from the right, the digit next to the check digit is doubled. */
-static int cd_luhn(lua_State *L)
+/* The digit to append for a mod-10 scheme where the digit at position k
+ * from the right (k = 0 next to the check digit, cycling through `cycle`
+ * rows) adds contrib[k][digit] to the sum.  Pushes its result(s). */
+static int mod10_digit(lua_State *L, const unsigned char contrib[][10], int cycle)
 {
-    static const unsigned char doubled[10] = { 0, 2, 4, 6, 8, 1, 3, 5, 7, 9 };
-    size_t len, from, to;
-    const char *s = luaL_checklstring(L, 1, &len);
-    get_range(L, 2, len, &from, &to);
-    unsigned sum = 0;
-    int dbl = 1;
-    for (size_t p = to; p >= from && p > 0; p--) {
-        unsigned char c = (unsigned char)s[p - 1];
-        if (c < '0' || c > '9') return bad_char(L, c, p);
-        sum += dbl ? doubled[c - '0'] : (unsigned)(c - '0');
-        if (sum >= 1000000u) sum %= 10;
-        dbl = !dbl;
-    }
-    lua_pushinteger(L, (10 - sum % 10) % 10);
-    return 1;
-}
-
-static int cd_fi_check(lua_State *L)
-{
-    static const unsigned char w731[3] = { 7, 3, 1 };
     size_t len, from, to;
     const char *s = luaL_checklstring(L, 1, &len);
     get_range(L, 2, len, &from, &to);
@@ -175,12 +158,34 @@ static int cd_fi_check(lua_State *L)
     for (size_t p = to; p >= from && p > 0; p--) {
         unsigned char c = (unsigned char)s[p - 1];
         if (c < '0' || c > '9') return bad_char(L, c, p);
-        sum += (unsigned)(c - '0') * w731[k];
+        sum += contrib[k][c - '0'];
         if (sum >= 1000000u) sum %= 10;
-        if (++k == 3) k = 0;
+        if (++k == cycle) k = 0;
     }
     lua_pushinteger(L, (10 - sum % 10) % 10);
     return 1;
+}
+
+/* Luhn: from the right, the digit next to the check digit is doubled
+ * (and its digits summed: 2*7 = 14 -> 5). */
+static int cd_luhn(lua_State *L)
+{
+    static const unsigned char luhn[2][10] = {
+        { 0, 2, 4, 6, 8, 1, 3, 5, 7, 9 },
+        { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 },
+    };
+    return mod10_digit(L, luhn, 2);
+}
+
+/* Finnish reference: weights 7, 3, 1 from the right. */
+static int cd_fi_check(lua_State *L)
+{
+    static const unsigned char w731[3][10] = {
+        { 0, 7, 14, 21, 28, 35, 42, 49, 56, 63 },
+        { 0, 3, 6, 9, 12, 15, 18, 21, 24, 27 },
+        { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 },
+    };
+    return mod10_digit(L, w731, 3);
 }
 
 /* Fold one character into a running mod-97 remainder; -1 on a bad one. */

@@ -26,6 +26,7 @@
  * provider runs.  HMAC and the streaming contexts stay on EVP.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED   /* MD5_Init & co. are deprecated in OpenSSL 3 */
+#include <limits.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -322,6 +323,7 @@ static int h_hmac(lua_State *L)
     size_t klen, dlen;
     const char *key = luaL_checklstring(L, 2, &klen);
     const char *data = luaL_checklstring(L, 3, &dlen);
+    luaL_argcheck(L, klen <= INT_MAX, 2, "key too long");  /* HMAC() takes an int */
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (HMAC(md, key, (int)klen, (const unsigned char *)data, dlen, out, &len) == NULL)

@@ -353,25 +353,27 @@ static void check_fields(lua_State *L, int t)
     }
 }
 
-/* Optional string field: NULL when absent, raises on another type. */
+/* Optional string field: NULL when absent, raises on another type.  Read raw
+ * (an __index never runs, and check_fields saw every key) and LEFT ON THE
+ * STACK, nil when absent: Lua code that runs later in h_request (a __len of
+ * `headers`, say) may change the table, and the string must stay alive
+ * while libcurl and this function use the pointer. */
 static const char *opt_string_field(lua_State *L, int t, const char *name, size_t *len)
 {
-    int ty = lua_getfield(L, t, name);
-    if (ty == LUA_TNIL) {
-        lua_pop(L, 1);
+    lua_pushstring(L, name);
+    int ty = lua_rawget(L, t);
+    if (ty == LUA_TNIL)
         return NULL;
-    }
     if (ty != LUA_TSTRING)
         luaL_error(L, "giro.http.request: field '%s' is a %s, expected a string", name,
                    luaL_typename(L, -1));
-    const char *s = lua_tolstring(L, -1, len);
-    lua_pop(L, 1);     /* still referenced by the request table, which stays on the stack */
-    return s;
+    return lua_tolstring(L, -1, len);
 }
 
 static lua_Number opt_number_field(lua_State *L, int t, const char *name, lua_Number dflt)
 {
-    int ty = lua_getfield(L, t, name);
+    lua_pushstring(L, name);
+    int ty = lua_rawget(L, t);
     if (ty == LUA_TNIL) {
         lua_pop(L, 1);
         return dflt;
@@ -435,7 +437,8 @@ static void add_header(lua_State *L, http_req *r, int nidx, int vidx)
 
 static void set_headers(lua_State *L, http_req *r, int t)
 {
-    int ty = lua_getfield(L, t, "headers");
+    lua_pushliteral(L, "headers");
+    int ty = lua_rawget(L, t);
     if (ty == LUA_TNIL) {
         lua_pop(L, 1);
         return;
@@ -578,6 +581,7 @@ static int h_request(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    luaL_checkstack(L, 40, "giro.http.request");  /* the fields stay on the stack */
     check_fields(L, 1);
 
     /* the resources first, in a closed state, so any raise below leaks nothing */
@@ -596,7 +600,8 @@ static int h_request(lua_State *L)
 
     const char *body = opt_string_field(L, 1, "body", &len);
     size_t body_len = len;
-    if (lua_getfield(L, 1, "form") != LUA_TNIL) {        /* [.., form] */
+    lua_pushliteral(L, "form");
+    if (lua_rawget(L, 1) != LUA_TNIL) {                  /* [.., form] */
         if (body != NULL)
             return luaL_error(L, "giro.http.request: give 'body' or 'form', not both");
         if (!lua_istable(L, -1))
@@ -605,7 +610,7 @@ static int h_request(lua_State *L)
         form_encode_list(L, lua_gettop(L), "giro.http.request: form");
         body = lua_tolstring(L, -1, &body_len);          /* [.., form, encoded] */
     }
-    /* (an encoded form stays on the stack, so body lives until we return) */
+    /* (the encoded form stays on the stack, so body lives until we return) */
 
     const char *method = opt_string_field(L, 1, "method", &len);
     if (method == NULL)

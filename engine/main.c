@@ -8,6 +8,14 @@
 
 enum { EXIT_ENV = 3 };  /* environment error, as in the CLI contract */
 
+/* The error at the top as text, without running any metamethod: the message
+ * handler lets tables through, and printf's %s must not get NULL. */
+static const char *error_text(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    return msg ? msg : "(error object is not a string)";
+}
+
 int main(int argc, char **argv)
 {
     giro_alloc ga = { 0, 0, 0 };
@@ -22,7 +30,7 @@ int main(int argc, char **argv)
     lua_getglobal(L, "require");
     lua_pushliteral(L, "giro.cli");
     if (lua_pcall(L, 1, 1, 1) != LUA_OK) {              /* [tb, err] */
-        fprintf(stderr, "giro: cannot load the Lua library: %s\n", lua_tostring(L, -1));
+        fprintf(stderr, "giro: cannot load the Lua library: %s\n", error_text(L));
         lua_close(L);
         return EXIT_ENV;
     }
@@ -34,7 +42,7 @@ int main(int argc, char **argv)
     }
     int status = EXIT_ENV;
     if (lua_pcall(L, 1, 1, 1) != LUA_OK) {              /* [tb, cli, err|code] */
-        fprintf(stderr, "giro: internal error: %s\n", lua_tostring(L, -1));
+        fprintf(stderr, "giro: internal error: %s\n", error_text(L));
     } else {
         status = (int)luaL_optinteger(L, -1, 0);
     }

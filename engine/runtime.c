@@ -37,7 +37,9 @@ void *giro_allocf(void *ud, void *ptr, size_t osize, size_t nsize)
         ga->used -= old;
         return NULL;
     }
-    if (ga->limit && nsize > old && ga->used + (nsize - old) > ga->limit) {
+    /* written so that no sum can wrap: nsize may be anything Lua asks for */
+    if (ga->limit && nsize > old
+        && (ga->used >= ga->limit || nsize - old > ga->limit - ga->used)) {
         ga->refused = 1;
         return NULL;
     }
@@ -110,11 +112,42 @@ static int find_dirs(const char *argv0, char *root, char *moddir, size_t n)
     return 0;
 }
 
+/* Remove the entries of package[field] that start with "./": Lua's default
+ * path and cpath end with "./?.lua;./?/init.lua" and "./?.so", so any module
+ * name found nowhere else (a mistyped command is `require("giro.cli.<word>")`,
+ * an optional dependency that is not installed) would load a file from the
+ * working directory, and giro is run in directories holding files from
+ * outside (bank responses, biller uploads).  The package table is at -1. */
+static void drop_cwd_entries(lua_State *L, const char *field)
+{
+    lua_getfield(L, -1, field);                         /* [package, old] */
+    const char *p = lua_tostring(L, -1);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);                               /* [package, old, buf] */
+    int n = 0;
+    while (p != NULL && *p) {
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0 && !(len >= 2 && p[0] == '.' && p[1] == '/')) {
+            if (n++ > 0)
+                luaL_addchar(&b, ';');
+            luaL_addlstring(&b, p, len);
+        }
+        p += len + (end ? 1 : 0);
+    }
+    luaL_pushresult(&b);                                /* [package, old, new] */
+    lua_setfield(L, -3, field);
+    lua_pop(L, 1);
+}
+
 /* package.path = GIRO_PATH entries, giro's library, then Lua's default (so
- * Debian's busted, LuaSQL and cjson load with a plain require). */
+ * Debian's busted, LuaSQL and cjson load with a plain require) without its
+ * "./" entries; package.cpath = giro's C modules, then Lua's default without "./". */
 static void set_paths(lua_State *L, const char *root, const char *moddir)
 {
     lua_getglobal(L, "package");                        /* [package] */
+    drop_cwd_entries(L, "path");
+    drop_cwd_entries(L, "cpath");
     lua_newtable(L);                                    /* [package, dirs] */
     int ndirs = 0;
     const char *gp = getenv("GIRO_PATH");

@@ -8,7 +8,9 @@
 -- A rule file is Lua text (never bytecode) run in its own environment: safe base functions,
 -- read-only `string`/`table`/`math`/`utf8`, a `require` limited to granted engine modules and
 -- other rule files, and an error on reads of undefined globals.  It returns a table; the engine
--- gets a mirror of that table whose functions (recursively) run under giro.sandbox limits.
+-- gets a mirror of that table whose functions (recursively) run under giro.sandbox limits;
+-- whatever those functions return or raise is mirrored or made text the same way, so no rule
+-- code reaches the engine unwrapped (metamethods included: see make_setmetatable).
 -- See docs/rules.md for the full contract.
 local sandbox = require("giro.sandbox")
 local hash = require("giro.hash")
@@ -96,14 +98,17 @@ for k, v in pairs(string) do
   if k ~= "dump" then safe_string[k] = v end
 end
 
-local rule_mts = real_setmetatable({}, { __mode = "k" })  -- metatables set by rule code
+-- setmetatable in rules never installs the rule's table itself but a frozen
+-- "shadow" of its metamethods (see make_setmetatable): shadow -> rule's table.
+local rule_mts = real_setmetatable({}, { __mode = "k" })
 
--- getmetatable that never hands out the string metatable or an engine metatable.
+-- getmetatable that never hands out the string metatable or an engine metatable;
+-- for a metatable set by rule code it gives the rule's own table back.
 local function safe_getmetatable(v)
   if type(v) ~= "table" then return nil end
   local mt = real_getmetatable(v)
-  if type(mt) == "table" and not rule_mts[mt] then return nil end
-  return mt
+  if type(mt) ~= "table" then return mt end   -- nil, or a __metatable field's value
+  return rule_mts[mt]
 end
 
 local function safe_rawset(t, k, v)
@@ -158,57 +163,108 @@ end
 ---------------------------------------------------------------------------
 -- Wrapping: the engine's mirror of a rule table
 
-local wrap_fn
+local wrap_fn, mirror
 local unwrapped = real_setmetatable({}, { __mode = "k" })  -- wrapper -> rule function
 
 --- The rule function behind a wrapped function (nil for anything else).
 function M.unwrap(f) return unwrapped[f] end
 
+-- A value as the engine may hold it: functions wrapped, tables mirrored
+-- (read-only proxies are the engine's own and stay as they are).
+local function cross(v, o, seen)
+  local tv = type(v)
+  if tv == "function" then return wrap_fn(v, o, seen) end
+  if tv == "table" and not protected[v] then return seen[v] or mirror(v, o, seen) end
+  return v
+end
+
+-- A copy of t (cycle-safe, raw iteration so no rule metamethod runs unbounded)
+-- in which every function, key or value, is wrapped; metatables are dropped.
+function mirror(t, o, seen)
+  local copy = {}
+  seen[t] = copy
+  for k, v in next, t do
+    copy[cross(k, o, seen)] = cross(v, o, seen)
+  end
+  return copy
+end
+
 local function wrap_results(o, ...)
   local n = select("#", ...)
-  if n == 1 then
-    local r = ...
-    if type(r) == "function" then return wrap_fn(r, o, {}) end
-    return r
-  end
-  local t = table.pack(...)
-  for i = 1, n do
-    if type(t[i]) == "function" then t[i] = wrap_fn(t[i], o, {}) end
-  end
+  if n == 1 then return (cross(..., o, {})) end
+  local t, seen = table.pack(...), {}
+  for i = 1, n do t[i] = cross(t[i], o, seen) end
   return table.unpack(t, 1, n)
+end
+
+-- The error a rule raised, as the engine may hold it: strings as they are, a
+-- plain table mirrored, anything else turned into text by tostring under the
+-- rule's limits (an error object's __tostring is rule code too).
+local function settle_error(o, e)
+  if type(e) == "string" then return e end
+  if type(e) == "table" and real_getmetatable(e) == nil then return mirror(e, o, {}) end
+  local ok, s = sandbox.pcall(o.budget, o.memory, tostring, e)
+  if ok and type(s) == "string" then return s end
+  return "error object is a " .. type(e) .. " value"
+end
+
+local function settle(o, ok, ...)
+  if ok then return wrap_results(o, ...) end
+  error(settle_error(o, (...)), 0)
+end
+
+-- Call a rule function under o's limits; what comes back is safe for the engine.
+local function guarded_call(o, fn, ...)
+  return settle(o, sandbox.pcall(o.budget, o.memory, fn, ...))
 end
 
 function wrap_fn(fn, o, seen)
   local w = seen[fn]
   if w then return w end
-  local budget, memory, call = o.budget, o.memory, sandbox.call
-  w = function(...) return wrap_results(o, call(budget, memory, fn, ...)) end
+  w = function(...) return guarded_call(o, fn, ...) end
   seen[fn] = w
   unwrapped[w] = fn
   return w
 end
 
--- A copy of t (cycle-safe, raw iteration so no rule metamethod runs unbounded)
--- in which every function is wrapped.  Read-only proxies are kept as they are.
-local function mirror(t, o, seen)
-  local copy = {}
-  seen[t] = copy
-  for k, v in next, t do
-    local tv = type(v)
-    if tv == "function" then
-      copy[k] = wrap_fn(v, o, seen)
-    elseif tv == "table" and not protected[v] then
-      copy[k] = seen[v] or mirror(v, o, seen)
-    else
-      copy[k] = v
+-- setmetatable for rules: never replaces an engine metatable, refuses __gc
+-- (a finalizer would run outside any budget), and installs a frozen shadow of
+-- the rule's metatable whose function metamethods are wrapped, so they keep
+-- the rule's limits when the engine triggers them (the rule may have set the
+-- metatable on a table the engine passed in).  Frozen: assigning a metamethod
+-- to the rule's table afterwards changes only tables given it later.
+local shadow_of = real_setmetatable({}, { __mode = "k" })  -- rule's metatable -> shadow
+local shadow_size = real_setmetatable({}, { __mode = "k" }) -- shadow -> number of fields
+
+local function is_event(k) return type(k) == "string" and k:find("^__") ~= nil end
+
+-- true when the shadow still has exactly mt's "__" fields
+local function shadow_current(sh, mt)
+  local n = 0
+  for k, v in next, mt do
+    if is_event(k) then
+      n = n + 1
+      local have = rawget(sh, k)
+      if have ~= v and not (type(v) == "function" and unwrapped[have] == v) then return false end
     end
   end
-  return copy
+  return n == shadow_size[sh]
 end
 
--- setmetatable for rules: never replaces an engine metatable, refuses __gc
--- (a finalizer would run outside any budget), and wraps function metamethods
--- so they keep the rule's limits when the engine triggers them.
+local function make_shadow(mt, o)
+  local sh, n = {}, 0
+  for k, v in next, mt do
+    if is_event(k) then
+      n = n + 1
+      rawset(sh, k, type(v) == "function" and wrap_fn(v, o, {}) or v)
+    end
+  end
+  shadow_size[sh] = n
+  rule_mts[sh] = mt
+  shadow_of[mt] = sh
+  return sh
+end
+
 local function make_setmetatable(o)
   return function(t, mt)
     if type(t) ~= "table" then
@@ -221,20 +277,14 @@ local function make_setmetatable(o)
     if protected[t] or (cur ~= nil and not rule_mts[cur]) then
       error(where(2) .. "cannot change a protected metatable", 0)
     end
-    if mt ~= nil then
-      if rawget(mt, "__gc") ~= nil then
-        error(where(2) .. "__gc metamethods are not allowed in rules", 0)
-      end
-      if not rule_mts[mt] then
-        for k, v in next, mt do
-          if type(v) == "function" and type(k) == "string" and k:sub(1, 2) == "__" then
-            rawset(mt, k, wrap_fn(v, o, {}))
-          end
-        end
-        rule_mts[mt] = true
-      end
+    if mt == nil then return real_setmetatable(t, nil) end
+    if rawget(mt, "__gc") ~= nil then
+      error(where(2) .. "__gc metamethods are not allowed in rules", 0)
     end
-    return real_setmetatable(t, mt)
+    local sh = shadow_of[mt]
+    if not (sh and shadow_current(sh, mt)) then sh = make_shadow(mt, o) end
+    real_setmetatable(t, sh)
+    return t
   end
 end
 
@@ -477,8 +527,7 @@ function Rules:load(path, opts)
 end
 
 function Rules:call(fn, ...)
-  local o = normalize(nil, self.defaults)
-  return sandbox.call(o.budget, o.memory, fn, ...)
+  return guarded_call(normalize(nil, self.defaults), fn, ...)
 end
 
 function Rules:loaded()

@@ -95,6 +95,11 @@ local function wants_help(argv)
   return false
 end
 
+local function no_command(name)
+  io.stderr:write("giro: no command '", name, "' (see: giro help)\n")
+  return cli.EXIT.usage
+end
+
 --- Entry point called by the C host with the command-line words; returns the exit code.
 function cli.main(argv)
   local name = argv[1]
@@ -113,19 +118,13 @@ function cli.main(argv)
       return 0
     end
     local mod = load_command(topic)
-    if not mod then
-      io.stderr:write("giro: no command '", topic, "' (see: giro help)\n")
-      return cli.EXIT.usage
-    end
+    if not mod then return no_command(topic) end
     io.stdout:write(cli.help_text(mod), "\n")
     return 0
   end
 
   local mod = load_command(name)
-  if not mod then
-    io.stderr:write("giro: no command '", name, "' (see: giro help)\n")
-    return cli.EXIT.usage
-  end
+  if not mod then return no_command(name) end
   local rest = table.move(argv, 2, #argv, 1, {})
   if wants_help(rest) and not mod.own_help then
     io.stdout:write(cli.help_text(mod), "\n")

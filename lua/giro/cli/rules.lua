@@ -11,7 +11,7 @@ check   loads each rule file sandboxed, exactly as the engine does (giro.rules.l
         prints "FILE: ok" or "FILE:LINE: message".  A NAME without "/" or ".lua" is looked
         up as a bank rule, then as a biller rule, in the rules directories.  --grant adds a
         module the rule may require (besides giro.hash, giro.ref, giro.checkdigit).
-        Exit status 1 when any file fails.
+        Exit status 1 when any file fails, 3 when a file cannot be read (missing, say).
 list    prints the bank and biller rule files in the rules directories (docs/rules.md).]],
 }
 
@@ -34,19 +34,22 @@ function M.run(argv)
     cli.usage("usage: %s", M.usage)
   end
   if #pos == 0 then cli.usage("rules check: no files given") end
-  local failed = 0
+  local status = 0
   for _, name in ipairs(pos) do
     local path = locate(name)
     local t, err = rules.load(path, { grant = opt.grant })
     if t then
       io.stdout:write(path, ": ok\n")
     else
-      failed = failed + 1
+      -- a file that is not there is the environment's fault (as in `giro run`), not the rule's
+      local f = io.open(path, "rb")
+      if f then f:close() end
+      status = math.max(status, f and cli.EXIT.rejected or cli.EXIT.env)
       io.stdout:flush()
       io.stderr:write(err, "\n")
     end
   end
-  return failed > 0 and cli.EXIT.rejected or 0
+  return status
 end
 
 return M

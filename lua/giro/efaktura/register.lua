@@ -1,0 +1,416 @@
+--- giro.efaktura.register: the customer register and the eFaktura agreement register, in
+-- one database (giro.store: SQLite file by default, PostgreSQL by URL).
+--
+--   local register = require("giro.efaktura.register")
+--   local reg = assert(register.open("register.db"))
+--   reg:import_customers("customers.csv")      --> { added = n, updated = n, unchanged = n }
+--   reg:customers({"0042", "17"})              --> { ["0042"] = customer, ... }
+--   reg:agreements(keys)                        --> { [key] = agreement row, ... }
+--   reg:list("active")                          --> list of agreement rows
+--
+-- Tables (see docs/efaktura.md for the meaning of every column):
+--   customers  (account_number PRIMARY KEY, first_name, last_name, efaktura 0/1, extra JSON)
+--   agreements one row per (ThorUserId, ThorContentProviderId, BillerAccountNumber), with its
+--              lifecycle status held | answered | active | rejected | stopped
+--   history    every message received and every answer or decision, per agreement key;
+--              the rows of one file that carry an answer, in seq order, are that file's
+--              response (so an interrupted run's response can be written again byte for byte)
+--   files      every request file processed (keyed by its SHA-256) and every answer batch,
+--              with the response header (FromInfo name, ToInfo id and service)
+-- All values are strings except counters and flags; BillerAccountNumber and customer
+-- numbers are TEXT everywhere (leading zeros matter).
+local store = require("giro.store")
+local csv = require("giro.csv")
+local cjson = require("cjson")
+
+local register = {}
+
+register.STATUSES = { "held", "answered", "active", "rejected", "stopped" }
+
+local DDL = {
+  [[CREATE TABLE IF NOT EXISTS giro_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)]],
+  [[CREATE TABLE IF NOT EXISTS customers (
+      account_number TEXT PRIMARY KEY,
+      first_name TEXT NOT NULL,
+      last_name TEXT NOT NULL,
+      efaktura INTEGER NOT NULL,
+      extra TEXT NOT NULL,
+      updated_at TEXT NOT NULL)]],
+  [[CREATE TABLE IF NOT EXISTS files (
+      id {serial},
+      kind TEXT NOT NULL,
+      digest TEXT UNIQUE,
+      name TEXT,
+      from_name TEXT, to_id TEXT, to_service TEXT,
+      records INTEGER NOT NULL DEFAULT 0,
+      answers INTEGER NOT NULL DEFAULT 0,
+      summary TEXT,
+      processed_at TEXT NOT NULL,
+      delivered_at TEXT)]],
+  [[CREATE TABLE IF NOT EXISTS agreements (
+      id {serial},
+      thor_user_id TEXT NOT NULL,
+      provider TEXT NOT NULL,
+      account TEXT NOT NULL,
+      status TEXT NOT NULL,
+      element TEXT,
+      answer TEXT, reason TEXT, message TEXT,
+      customer TEXT,
+      request TEXT,
+      fingerprint TEXT,
+      proposal TEXT,
+      decision TEXT,
+      line INTEGER,
+      file_id INTEGER,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL,
+      UNIQUE (thor_user_id, provider, account))]],
+  [[CREATE INDEX IF NOT EXISTS agreements_status ON agreements (status)]],
+  [[CREATE TABLE IF NOT EXISTS history (
+      id {serial},
+      thor_user_id TEXT NOT NULL,
+      provider TEXT NOT NULL,
+      account TEXT NOT NULL,
+      file_id INTEGER,
+      seq INTEGER,
+      line INTEGER,
+      element TEXT,
+      event TEXT NOT NULL,
+      status_before TEXT,
+      status_after TEXT,
+      answer TEXT, reason TEXT, message TEXT,
+      detail TEXT,
+      at TEXT NOT NULL)]],
+  [[CREATE INDEX IF NOT EXISTS history_file ON history (file_id, seq)]],
+}
+
+local AGREEMENT_COLUMNS = {
+  "thor_user_id", "provider", "account", "status", "element", "answer", "reason", "message",
+  "customer", "request", "fingerprint", "proposal", "decision", "line", "file_id", "created_at", "updated_at",
+}
+
+--- The time stamps giro writes: UTC, ISO 8601, to the second.
+function register.now()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+
+--- The agreement key: ThorUserId, ThorContentProviderId, BillerAccountNumber.
+function register.key(thor_user_id, provider, account)
+  return thor_user_id .. "\0" .. provider .. "\0" .. account
+end
+
+local Reg = {}
+Reg.__index = Reg
+
+register.SCHEMA = "1"
+
+--- Open (and create if needed) the register at url (see giro.store.open).
+function register.open(url)
+  local db, err = store.open(url)
+  if not db then return nil, err end
+  local ok, e = pcall(function()
+    db:ensure(DDL)
+    local v = db:first("SELECT value FROM giro_meta WHERE key = 'schema'")
+    if not v then
+      db:exec("INSERT INTO giro_meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO NOTHING", register.SCHEMA)
+    elseif v.value ~= register.SCHEMA then
+      error(string.format("the register has schema version %s; this giro reads version %s", v.value, register.SCHEMA), 0)
+    end
+  end)
+  if not ok then db:close() return nil, tostring(e) end
+  return setmetatable({ db = db }, Reg)
+end
+
+function Reg:close() self.db:close() end
+Reg.__close = Reg.close
+
+------------------------------------------------------------------------------------------
+-- customers
+
+-- A customer: account_number, first_name, last_name, efaktura (boolean) and the CSV's
+-- further columns.  Those are decoded from JSON only when a rule first asks for one.
+local function customer_from_row(row)
+  if not row then return nil end
+  local c = {
+    account_number = row.account_number,
+    first_name = row.first_name,
+    last_name = row.last_name,
+    efaktura = store.int(row.efaktura) == 1,
+  }
+  local extra = row.extra
+  if extra and extra ~= "{}" then
+    local ok, t = pcall(cjson.decode, extra)
+    if ok and type(t) == "table" then
+      for k, v in pairs(t) do if c[k] == nil then c[k] = v end end
+    end
+  end
+  return c
+end
+register.customer_from_row = customer_from_row
+
+--- Customers by number: returns { [number] = customer } for those that exist.
+function Reg:customers(numbers)
+  local out = {}
+  if #numbers == 0 then return out end
+  for row in self.db:rows("SELECT account_number, first_name, last_name, efaktura, extra FROM customers"
+      .. " WHERE account_number IN (" .. self.db:list(numbers) .. ")") do
+    out[row.account_number] = customer_from_row(row)
+  end
+  return out
+end
+
+function Reg:customer(number)
+  return customer_from_row(self.db:first("SELECT * FROM customers WHERE account_number = ?", number))
+end
+
+--- Iterate over every customer (for suggestions when matching by hand).
+function Reg:each_customer()
+  local it = self.db:rows("SELECT * FROM customers ORDER BY account_number")
+  return function() return customer_from_row(it()) end
+end
+
+local REQUIRED_COLUMNS = { "account_number", "first_name", "last_name", "efaktura" }
+
+--- Load a customer CSV (UTF-8, header row with at least account_number, first_name,
+-- last_name, efaktura).  Either every row is good and the register is updated in one
+-- transaction, or nothing changes and nil, message (every bad row with its line) is returned.
+function Reg:import_customers(path, opts)
+  opts = opts or {}
+  local label = opts.name or path
+  local ok, rows = pcall(function()
+    local list = {}
+    for fields, line in csv.rows(path) do list[#list + 1] = { fields = fields, line = line } end
+    return list
+  end)
+  if not ok then return nil, tostring(rows) end
+  if #rows == 0 then return nil, label .. ":1: empty file (expected a header row)" end
+  local header, col = rows[1].fields, {}
+  for i, h in ipairs(header) do
+    local name = h:gsub("^%s+", ""):gsub("%s+$", ""):lower()
+    if name == "" then return nil, string.format("%s:%d: column %d has no name", label, rows[1].line, i) end
+    if col[name] then return nil, string.format("%s:%d: column %q appears twice", label, rows[1].line, name) end
+    col[name] = i
+    header[i] = name
+  end
+  local missing = {}
+  for _, c in ipairs(REQUIRED_COLUMNS) do if not col[c] then missing[#missing + 1] = c end end
+  if #missing > 0 then
+    return nil, string.format("%s:%d: the header lacks %s (needs at least %s)", label, rows[1].line,
+      table.concat(missing, ", "), table.concat(REQUIRED_COLUMNS, ","))
+  end
+  local errors, seen, good = {}, {}, {}
+  local function bad(line, fmt, ...)
+    if #errors < 100 then errors[#errors + 1] = string.format("%s:%d: " .. fmt, label, line, ...) end
+  end
+  for i = 2, #rows do
+    local f, line = rows[i].fields, rows[i].line
+    if #f ~= #header then
+      bad(line, "%d fields, the header has %d", #f, #header)
+    else
+      local acct = f[col.account_number]:gsub("^%s+", ""):gsub("%s+$", "")
+      local first = f[col.first_name]:gsub("^%s+", ""):gsub("%s+$", "")
+      local last = f[col.last_name]:gsub("^%s+", ""):gsub("%s+$", "")
+      local ef = f[col.efaktura]:gsub("^%s+", ""):gsub("%s+$", ""):lower()
+      if acct == "" then
+        bad(line, "account_number is empty")
+      elseif utf8.len(acct) > 32 then
+        bad(line, "account_number %q is longer than 32 characters", acct)
+      elseif seen[acct] then
+        bad(line, "account_number %q again (first at line %d)", acct, seen[acct])
+      elseif first == "" and last == "" then
+        bad(line, "customer %q has neither first_name nor last_name", acct)
+      elseif ef ~= "yes" and ef ~= "no" then
+        bad(line, "efaktura is %q; expected yes or no", f[col.efaktura])
+      else
+        seen[acct] = line
+        local extra = {}
+        for j, name in ipairs(header) do
+          if name ~= "account_number" and name ~= "first_name" and name ~= "last_name" and name ~= "efaktura" then
+            extra[name] = f[j]
+          end
+        end
+        good[#good + 1] = { acct, first, last, ef == "yes" and 1 or 0, cjson.encode(extra) }
+      end
+    end
+  end
+  if #errors > 0 then
+    return nil, table.concat(errors, "\n") .. string.format("\n%s: no customer imported", label)
+  end
+  local db = self.db
+  local counts = { added = 0, updated = 0, unchanged = 0 }
+  local now = register.now()
+  local ok2, err = pcall(db.transaction, db, function()
+    for start = 1, #good, 500 do
+      local batch, numbers = {}, {}
+      for i = start, math.min(start + 499, #good) do numbers[#numbers + 1] = good[i][1] end
+      local before = {}
+      for row in db:rows("SELECT account_number, first_name, last_name, efaktura, extra FROM customers WHERE account_number IN ("
+          .. db:list(numbers) .. ")") do
+        before[row.account_number] = row
+      end
+      for i = start, math.min(start + 499, #good) do
+        local g = good[i]
+        local b = before[g[1]]
+        if not b then
+          counts.added = counts.added + 1
+        elseif b.first_name == g[2] and b.last_name == g[3] and store.int(b.efaktura) == g[4] and b.extra == g[5] then
+          counts.unchanged = counts.unchanged + 1
+        else
+          counts.updated = counts.updated + 1
+        end
+        batch[#batch + 1] = "(" .. db:list({ g[1], g[2], g[3], g[4], g[5], now }) .. ")"
+      end
+      db:exec("INSERT INTO customers (account_number, first_name, last_name, efaktura, extra, updated_at) VALUES "
+        .. table.concat(batch, ",")
+        .. " ON CONFLICT (account_number) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name,"
+        .. " efaktura = excluded.efaktura, extra = excluded.extra, updated_at = excluded.updated_at")
+    end
+  end)
+  if not ok2 then return nil, tostring(err) end
+  return counts
+end
+
+------------------------------------------------------------------------------------------
+-- agreements
+
+local INT_COLUMNS = { id = true, line = true, file_id = true }
+local function fix_ints(row)
+  for k in pairs(INT_COLUMNS) do if row[k] ~= nil then row[k] = store.int(row[k]) end end
+  return row
+end
+
+--- Current agreements for a list of keys: { [key] = row }.
+-- keys: list of { thor_user_id, provider, account }.
+function Reg:agreements(keys)
+  local out = {}
+  if #keys == 0 then return out end
+  local ids, seen = {}, {}
+  for _, k in ipairs(keys) do
+    if not seen[k[1]] then seen[k[1]] = true ids[#ids + 1] = k[1] end
+  end
+  for row in self.db:rows("SELECT * FROM agreements WHERE thor_user_id IN (" .. self.db:list(ids) .. ")") do
+    out[register.key(row.thor_user_id, row.provider, row.account)] = fix_ints(row)
+  end
+  return out
+end
+
+function Reg:agreement(id)
+  local row = self.db:first("SELECT * FROM agreements WHERE id = ?", id)
+  return row and fix_ints(row)
+end
+
+-- SQL integer literal (or NULL); PostgreSQL hands integers back as strings.
+local function int(v)
+  if v == nil then return "NULL" end
+  return string.format("%d", math.tointeger(tonumber(v)))
+end
+
+local AGREEMENT_UPDATE = {}
+for _, c in ipairs(AGREEMENT_COLUMNS) do
+  if c ~= "thor_user_id" and c ~= "provider" and c ~= "account" and c ~= "created_at" then
+    AGREEMENT_UPDATE[#AGREEMENT_UPDATE + 1] = c .. " = excluded." .. c
+  end
+end
+AGREEMENT_UPDATE = table.concat(AGREEMENT_UPDATE, ", ")
+
+--- Insert or update agreements (each key at most once in the list).
+-- Written out column by column: this runs for every record of a file.
+function Reg:save_agreements(rows)
+  if #rows == 0 then return end
+  local q, fmt, values = self.db:quoter(), string.format, {}
+  for i, r in ipairs(rows) do
+    values[i] = fmt("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+      q(r.thor_user_id), q(r.provider), q(r.account), q(r.status), q(r.element), q(r.answer), q(r.reason),
+      q(r.message), q(r.customer), q(r.request), q(r.fingerprint), q(r.proposal), q(r.decision), int(r.line),
+      int(r.file_id), q(r.created_at), q(r.updated_at))
+  end
+  self.db:exec("INSERT INTO agreements (" .. table.concat(AGREEMENT_COLUMNS, ",") .. ") VALUES " .. table.concat(values, ",")
+    .. " ON CONFLICT (thor_user_id, provider, account) DO UPDATE SET " .. AGREEMENT_UPDATE)
+end
+
+local HISTORY_COLUMNS = "thor_user_id,provider,account,file_id,seq,line,element,event,status_before,status_after,"
+  .. "answer,reason,message,detail,at"
+
+function Reg:add_history(rows)
+  if #rows == 0 then return end
+  local q, fmt, values = self.db:quoter(), string.format, {}
+  for i, r in ipairs(rows) do
+    values[i] = fmt("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+      q(r.thor_user_id), q(r.provider), q(r.account), int(r.file_id), int(r.seq), int(r.line), q(r.element), q(r.event),
+      q(r.status_before), q(r.status_after), q(r.answer), q(r.reason), q(r.message), q(r.detail), q(r.at))
+  end
+  self.db:exec("INSERT INTO history (" .. HISTORY_COLUMNS .. ") VALUES " .. table.concat(values, ","))
+end
+
+--- The stored answers of a file, in order (an iterator of rows).
+function Reg:responses(file_id)
+  local it = self.db:rows("SELECT element, account, answer, reason, message, provider, thor_user_id FROM history"
+    .. " WHERE file_id = ? AND answer IS NOT NULL ORDER BY seq", file_id)
+  return function()
+    local r = it()
+    if r then r.status = r.answer end
+    return r
+  end
+end
+
+function Reg:history(thor_user_id, provider, account)
+  local out = {}
+  for row in self.db:rows("SELECT * FROM history WHERE thor_user_id = ? AND provider = ? AND account = ? ORDER BY id",
+      thor_user_id, provider, account) do
+    out[#out + 1] = fix_ints(row)
+  end
+  return out
+end
+
+--- Agreements, optionally of one status, ordered by id.
+function Reg:list(status)
+  local out = {}
+  local it = status and self.db:rows("SELECT * FROM agreements WHERE status = ? ORDER BY id", status)
+    or self.db:rows("SELECT * FROM agreements ORDER BY id")
+  for row in it do out[#out + 1] = fix_ints(row) end
+  return out
+end
+
+------------------------------------------------------------------------------------------
+-- files
+
+function Reg:file_by_digest(digest)
+  local row = self.db:first("SELECT * FROM files WHERE digest = ?", digest)
+  return row and fix_ints(row)
+end
+
+function Reg:file(id)
+  local row = self.db:first("SELECT * FROM files WHERE id = ?", id)
+  return row and fix_ints(row)
+end
+
+--- Record a file (inside the caller's transaction); returns its id.
+function Reg:add_file(f)
+  local db = self.db
+  local stmt = db:sql("INSERT INTO files (kind, digest, name, from_name, to_id, to_service, records, answers, summary, processed_at)"
+    .. " VALUES (?,?,?,?,?,?,?,?,?,?)", f.kind, f.digest, f.name, f.from_name, f.to_id, f.to_service,
+    f.records or 0, f.answers or 0, f.summary, f.processed_at or register.now())
+  if db.dialect.name == "postgres" then
+    local row = db:first(stmt .. " RETURNING id")
+    return store.int(row.id)
+  end
+  db:exec(stmt)
+  return store.int(db.conn:getlastautoid())
+end
+
+function Reg:update_file(id, f)
+  self.db:exec("UPDATE files SET from_name = ?, to_id = ?, to_service = ?, records = ?, answers = ?, summary = ? WHERE id = ?",
+    f.from_name, f.to_id, f.to_service, f.records or 0, f.answers or 0, f.summary, id)
+end
+
+function Reg:mark_delivered(id)
+  self.db:exec("UPDATE files SET delivered_at = ? WHERE id = ?", register.now(), id)
+end
+
+--- The latest answer batch whose response was never confirmed written, if any.
+function Reg:undelivered_batch()
+  local row = self.db:first("SELECT * FROM files WHERE kind = 'answer' AND delivered_at IS NULL ORDER BY id DESC")
+  return row and fix_ints(row)
+end
+
+return register

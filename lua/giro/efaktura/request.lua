@@ -1,0 +1,240 @@
+--- giro.efaktura.request: stream a Nets eFaktura request file one AccountInfoRecord at a time.
+--
+--   local request = require("giro.efaktura.request")
+--   local rd, err = request.open(path)          -- reads and checks the <Request> header
+--   rd.header  --> { from_name = "8080", to_id = "NOR999999999-1", to_service = "1", line = 3 }
+--   while true do
+--     local rec, err = rd:next_record()         -- rec, or nil at the end, or nil + "FILE:LINE: ..."
+--     if not rec then break end
+--     rec.kind   --> "add" | "change" | "delete" | "receipt-A" | "receipt-N" | "receipt-D" | nil
+--     rec.problem--> why this record cannot be answered (then rec.kind is nil)
+--   end
+--   rd:close()
+--
+-- Structure outside the records (Message, Request, FromInfo, ToInfo, EnrollmentRQ,
+-- EnrollmentAdd/Change/Delete) is checked strictly: anything else makes the whole
+-- file bad (nil + "FILE:LINE: expected ..., found ...").  Inside an AccountInfoRecord
+-- the C reader hands over all leaves at once (one Lua call per record); a record that
+-- lacks a leaf, has an unknown one or carries values that cannot be echoed in a valid
+-- answer is returned with rec.problem set, so the caller can skip it and go on.
+--
+-- Both shapes of <ServiceProvider> are accepted: the spec's examples (FromInfo with
+-- only ServiceProviderName, ToInfo with only ServiceProviderID and ServiceID) and the
+-- request DTD (all three in both).  Values are UTF-8 (the file's ISO-8859-1 is decoded
+-- by giro.xml); CDATA content is taken byte for byte.
+local xml = require("giro.xml")
+
+local request = {}
+
+-- The leaves of an AccountInfoRecord in DTD order (all required by the request DTD).
+request.LEAVES = {
+  "PortalEnrollmentStatus",
+  "BillerAccountNumber", "BillerUserName", "BillerPassword", "BillerEnrollmentStatus",
+  "FirstName", "LastName", "DayPhone", "Email",
+  "Address1", "Address2", "City", "State", "PostalCode", "Country",
+  "ThorContentProviderId", "ThorUserId", "ThorUserKey",
+}
+local KNOWN = {}
+for i, n in ipairs(request.LEAVES) do KNOWN[n] = i end
+
+request.SERVICE_PROVIDER_NAMES = { ["8080"] = true, Thor = true, THOR = true }
+
+local ELEMENT = { EnrollmentAdd = "Add", EnrollmentChange = "Change", EnrollmentDelete = "Delete" }
+
+-- (element, status) -> case; anything else is not a message the spec defines.
+local KIND = {
+  EnrollmentAdd = { P = "add" },
+  EnrollmentChange = { P = "change", A = "receipt-A", N = "receipt-N", D = "receipt-D" },
+  EnrollmentDelete = { D = "delete" },
+}
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+local Reader = {}
+Reader.__index = Reader
+
+function Reader:fail(fmt, ...)
+  local line = self.r and self.r:line() or 0
+  return nil, string.format("%s:%d: %s", self.name, line, string.format(fmt, ...))
+end
+
+-- Next structural event (whitespace-only text is skipped by giro.xml).
+-- Returns ev, name  or nil, err (parse error or non-whitespace text where none belongs).
+function Reader:event()
+  local ev, err = self.r:next()
+  if ev == nil then
+    if err then return nil, err end
+    return "eof"
+  end
+  if ev == "text" or ev == "cdata" then
+    return self:fail("unexpected text %q outside the record leaves", self.r:value():sub(1, 40))
+  end
+  return ev, self.r:name()
+end
+
+function Reader:expect_start(name, what)
+  local ev, n = self:event()
+  if ev == nil then return nil, n end
+  if ev ~= "start" or n ~= name then
+    return self:fail("expected <%s>%s, found %s", name, what or "", ev == "start" and "<" .. n .. ">"
+      or ev == "end" and "</" .. n .. ">" or "the end of the file")
+  end
+  return true
+end
+
+function Reader:expect_end(name)
+  local ev, n = self:event()
+  if ev == nil then return nil, n end
+  if ev ~= "end" or n ~= name then
+    return self:fail("expected </%s>, found %s", name, ev == "start" and "<" .. n .. ">"
+      or ev == "end" and "</" .. n .. ">" or "the end of the file")
+  end
+  return true
+end
+
+-- FromInfo / ToInfo: the leaves of their ServiceProvider.
+function Reader:service_provider(which, allowed)
+  local ok, err = self:expect_start(which)
+  if not ok then return nil, err end
+  local line = self.r:line()
+  local f, lines = self.r:read_record()
+  if not f then return nil, lines end
+  for k in pairs(f) do
+    if not allowed[k] then
+      return nil, string.format("%s:%d: <%s> holds <%s>; expected ServiceProviderName, ServiceProviderID, ServiceID",
+        self.name, lines[k] or line, which, k)
+    end
+  end
+  return f, line
+end
+
+--- Open a request file and read its header.  opts.name labels messages (default: the path).
+function request.open(path, opts)
+  opts = opts or {}
+  local name = opts.name or path
+  local r, err = xml.open(path, { name = name })
+  if not r then return nil, err end
+  local self = setmetatable({ r = r, name = name, depth = "top", rq = 0, count = 0 }, Reader)
+  local ok
+  ok, err = self:expect_start("Message", " (an eFaktura request file)")
+  if ok then ok, err = self:expect_start("Request", " (a request file starts with its <Request> header)") end
+  local from, to, from_line, to_line
+  if ok then
+    from, from_line = self:service_provider("FromInfo", { ServiceProviderName = true, ServiceProviderID = true, ServiceID = true })
+    if not from then ok, err = nil, from_line end
+  end
+  if ok then
+    to, to_line = self:service_provider("ToInfo", { ServiceProviderName = true, ServiceProviderID = true, ServiceID = true })
+    if not to then ok, err = nil, to_line end
+  end
+  if ok then ok, err = self:expect_end("Request") end
+  if ok then
+    local spn = from.ServiceProviderName and trim(from.ServiceProviderName)
+    if not spn then
+      ok, err = nil, string.format("%s:%d: <FromInfo> lacks <ServiceProviderName> (expected THOR, 8080 or Thor)", name, from_line)
+    elseif not request.SERVICE_PROVIDER_NAMES[spn] then
+      ok, err = nil, string.format("%s:%d: ServiceProviderName %q: expected THOR, 8080 or Thor (the sender, Nets)", name, from_line, spn)
+    end
+  end
+  if ok then
+    local id, sid = to.ServiceProviderID, to.ServiceID
+    if not id or not sid then
+      ok, err = nil, string.format("%s:%d: <ToInfo> needs <ServiceProviderID> and <ServiceID>", name, to_line)
+    elseif utf8.len(trim(id)) ~= 14 then
+      ok, err = nil, string.format("%s:%d: ServiceProviderID %q: expected 14 characters such as NOR123456789-1", name, to_line, id)
+    elseif trim(sid) == "" then
+      ok, err = nil, string.format("%s:%d: ServiceID is empty (expected 1)", name, to_line)
+    else
+      self.header = { from_name = trim(from.ServiceProviderName), to_id = trim(id), to_service = trim(sid), line = to_line }
+    end
+  end
+  if not ok then
+    r:close()
+    return nil, err
+  end
+  return self
+end
+
+-- Check one record's leaves; returns the problem text or nil.
+local function record_problem(f, lines, element)
+  for _, leaf in ipairs(request.LEAVES) do
+    if f[leaf] == nil then return string.format("lacks <%s>", leaf) end
+  end
+  for k in pairs(f) do
+    if not KNOWN[k] then return string.format("unexpected <%s> at line %d", k, lines[k] or 0) end
+  end
+  local ban = f.BillerAccountNumber
+  local n = utf8.len(ban) or #ban
+  if n == 0 then return "BillerAccountNumber is empty" end
+  if n > 32 then return string.format("BillerAccountNumber has %d characters (at most 32)", n) end
+  local cp = f.ThorContentProviderId
+  if utf8.len(trim(cp)) ~= 14 then
+    return string.format("ThorContentProviderId %q: expected 14 characters such as NOR123456789-1", cp)
+  end
+  local uid = f.ThorUserId
+  n = utf8.len(trim(uid)) or #uid
+  if n == 0 then return "ThorUserId is empty" end
+  if (utf8.len(uid) or #uid) > 35 then return string.format("ThorUserId has %d characters (at most 35)", utf8.len(uid)) end
+  local status = trim(f.BillerEnrollmentStatus)
+  if not KIND[element][status] then
+    return string.format("<%s> with BillerEnrollmentStatus %q is not a message of the spec (expected %s)",
+      element, status, element == "EnrollmentAdd" and "P" or element == "EnrollmentDelete" and "D" or "P, A, N or D")
+  end
+  return nil
+end
+
+--- The next record, nil at the end of the file, or nil + "FILE:LINE: ..." for a bad file.
+-- rec = { element = "EnrollmentAdd"|..., type = "Add"|"Change"|"Delete", kind = ..., status = "P"|...,
+--         fields = { leaf = value }, lines = { leaf = line, [0] = start }, line = start, seq = n,
+--         problem = nil | "why it cannot be answered" }
+function Reader:next_record()
+  while true do
+    local ev, n = self:event()
+    if ev == nil then return nil, n end
+    if self.depth == "top" then
+      if ev == "start" and n == "EnrollmentRQ" then
+        self.depth, self.rq = "rq", self.rq + 1
+      elseif ev == "end" and n == "Message" and self.rq > 0 then
+        self.depth = "done"
+      else
+        return self:fail("expected <EnrollmentRQ>%s, found %s", self.rq > 0 and " or </Message>" or "",
+          ev == "start" and "<" .. n .. ">" or ev == "end" and "</" .. n .. ">" or "the end of the file")
+      end
+    elseif self.depth == "rq" then
+      if ev == "start" and ELEMENT[n] then
+        local ok, err = self:expect_start("AccountInfoRecord", " inside <" .. n .. ">")
+        if not ok then return nil, err end
+        local f, lines = self.r:read_record()
+        if not f then
+          local msg = tostring(lines)
+          if not msg:match("^[^:]+:%d+:") then msg = string.format("%s:%d: %s", self.name, self.r:line(), msg) end
+          return nil, msg
+        end
+        ok, err = self:expect_end(n)
+        if not ok then return nil, err end
+        self.count = self.count + 1
+        local status = f.BillerEnrollmentStatus and trim(f.BillerEnrollmentStatus) or nil
+        local rec = { element = n, type = ELEMENT[n], status = status, fields = f, lines = lines,
+                      line = lines[0], seq = self.count, rq = self.rq }
+        rec.problem = record_problem(f, lines, n)
+        if not rec.problem then rec.kind = KIND[n][status] end
+        return rec
+      elseif ev == "end" and n == "EnrollmentRQ" then
+        self.depth = "top"
+      else
+        return self:fail("expected <EnrollmentAdd>, <EnrollmentChange>, <EnrollmentDelete> or </EnrollmentRQ>, found %s",
+          ev == "start" and "<" .. n .. ">" or ev == "end" and "</" .. n .. ">" or "the end of the file")
+      end
+    else -- done: only the end of the document may follow
+      if ev == "eof" then return nil end
+      return self:fail("unexpected %s after </Message>", ev == "start" and "<" .. n .. ">" or ev)
+    end
+  end
+end
+
+function Reader:close()
+  if self.r then self.r:close() self.r = nil end
+end
+Reader.__close = Reader.close
+
+return request

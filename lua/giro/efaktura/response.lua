@@ -1,0 +1,78 @@
+--- giro.efaktura.response: write a Nets eFaktura response file, streaming.
+--
+--   local response = require("giro.efaktura.response")
+--   local w = response.new(tmp_path, { from_name = "8080", to_id = "NOR999999999-1", to_service = "1" })
+--   w:answer{ element = "EnrollmentAdd", account = "999", status = "A", reason = "", message = "",
+--             provider = "NOR999999999-1", thor_user_id = "abc==" }
+--   local ok, err = w:commit()     -- closes <Message>, validates against the response XSD,
+--                                  -- fsyncs and renames onto tmp_path; nothing is left on failure
+--   w:abort()                      -- or: throw the half-written file away
+--
+-- The layout is that of the spec's response examples (5.3) and the restated XSD (5.5):
+-- an ISO-8859-1 declaration and bytes, values in CDATA, <Status/>, <BillerReason/> and
+-- <BillerMessage/> empty on acceptance, <ThorUserSignature/> always, and one
+-- EnrollmentAdd/EnrollmentChange per <EnrollmentRS> (valid under both the DTD and the XSD).
+-- Characters outside Latin-1 in a rule's message become character references (giro.xml).
+local xml = require("giro.xml")
+local schemas = require("giro.efaktura.schemas")
+
+local response = {}
+
+--- The spec's standard BillerMessage for each BillerReason (section 6.1, exact text).
+response.MESSAGES = {
+  ["01"] = "Oppgitt efaktura referanse er ugyldig (se papirfaktura)",
+  ["02"] = "Oppgitte personopplysninger er ikke i samsvar med Kunderegister (se papirfaktura)",
+  ["03"] = "Det tilbys ikke efaktura for dette produktet",
+}
+
+local W = {}
+W.__index = W
+
+function response.new(path, header)
+  local w, err = xml.writer{ encoding = "ISO-8859-1", path = path, indent = true }
+  if not w then return nil, err end
+  w:start("Message")
+   :start("Response")
+   :start("FromInfo"):start("ServiceProvider")
+   :leaf_cdata("ServiceProviderName", header.from_name or "8080")
+   :finish():finish()
+   :start("ToInfo"):start("ServiceProvider")
+   :leaf_cdata("ServiceProviderID", header.to_id)
+   :leaf_cdata("ServiceID", header.to_service or "1")
+   :finish():finish()
+   :empty("Status")
+   :finish()
+  return setmetatable({ w = w, count = 0 }, W)
+end
+
+--- Append one answer (see the module comment for the fields).
+function W:answer(a)
+  local w = self.w
+  local accepted = a.status == "A"
+  w:start("EnrollmentRS"):start(a.element):start("AccountInfoRecord")
+   :start("BillerInfo")
+   :leaf_cdata("BillerAccountNumber", a.account)
+   :leaf_cdata("BillerEnrollmentStatus", a.status)
+   :leaf_cdata("BillerReason", accepted and "" or a.reason)
+   :leaf_cdata("BillerMessage", accepted and "" or a.message)
+   :finish()
+   :start("ThorInfo")
+   :leaf_cdata("ThorContentProviderId", a.provider)
+   :leaf_cdata("ThorUserId", a.thor_user_id)
+   :finish()
+   :empty("ThorUserSignature")
+   :finish():finish():finish()
+  self.count = self.count + 1
+end
+
+--- Close the document, validate it against the response XSD and move it into place.
+function W:commit()
+  self.w:finish()
+  return self.w:commit({ xsd = schemas.path("response.xsd") })
+end
+
+function W:abort()
+  if self.w then self.w:abort() end
+end
+
+return response

@@ -1,0 +1,238 @@
+--- giro.store: the SQL connection behind giro's registers (customers, eFaktura agreements).
+--
+--   local store = require("giro.store")
+--   local db = assert(store.open("register.db"))      -- or "sqlite:PATH", "postgres://..."
+--   db:exec("UPDATE customers SET efaktura = ? WHERE account_number = ?", 1, "0042")
+--   for row in db:rows("SELECT * FROM customers WHERE last_name = ?", "Ødegård") do ... end
+--   db:transaction(function() ... end)                 -- BEGIN ... COMMIT, ROLLBACK on error
+--
+-- LuaSQL has no bind parameters, so every value reaches SQL through one function,
+-- `db:quote(v)` (strings via the driver's own escape, numbers via %d / %.17g, nil as
+-- NULL, booleans as 1/0).  `?` in the statement text is replaced by the quoted
+-- arguments in order; statements written here never contain a literal `?`.
+--
+-- What differs between SQLite and PostgreSQL lives in one dialect table (DDL types,
+-- BEGIN flavour, how to open).  The SQL in the registers is written once, in the
+-- common subset: `INSERT ... ON CONFLICT (...) DO UPDATE SET x = excluded.x`,
+-- multi-row VALUES, `IN (...)`, TEXT/INTEGER columns.
+local store = {}
+
+local dialects = {}
+
+dialects.sqlite = {
+  name = "sqlite",
+  serial = "INTEGER PRIMARY KEY",          -- rowid alias: assigned on insert
+  begin = "BEGIN IMMEDIATE",               -- take the write lock up front
+  open = function(target)
+    local ok, driver = pcall(require, "luasql.sqlite3")
+    if not ok then return nil, "SQLite driver missing (Debian package lua-sql-sqlite3)" end
+    local env = driver.sqlite3()
+    local conn, err = env:connect(target)
+    if not conn then env:close() return nil, err end
+    return conn, env
+  end,
+  setup = {
+    "PRAGMA busy_timeout = 10000",  -- a second giro waits for the first, not fails
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = FULL",
+  },
+}
+
+dialects.postgres = {
+  name = "postgres",
+  serial = "BIGSERIAL PRIMARY KEY",
+  begin = "BEGIN",
+  open = function(url)
+    local ok, driver = pcall(require, "luasql.postgres")
+    if not ok then return nil, "PostgreSQL driver missing (Debian package lua-sql-postgres)" end
+    local env = driver.postgres()
+    local conn, err = env:connect(url)   -- libpq accepts the URL as a connection string
+    if not conn then env:close() return nil, err end
+    return conn, env
+  end,
+  setup = { "SET client_min_messages = warning", "SET standard_conforming_strings = on" },
+}
+
+store.dialects = dialects
+
+--- Which dialect and target a --db value names.
+-- "postgres://..." / "postgresql://..." → postgres; "sqlite:PATH" or a plain path → sqlite.
+function store.parse_url(url)
+  if type(url) ~= "string" or url == "" then return nil, "no database given" end
+  if url:match("^postgres://") or url:match("^postgresql://") then return dialects.postgres, url end
+  local path = url:match("^sqlite:(.+)$") or url
+  return dialects.sqlite, path
+end
+
+local DB = {}
+DB.__index = DB
+
+--- Open a store. Returns the store or nil, message (never prints the URL's password).
+function store.open(url)
+  local dialect, target = store.parse_url(url)
+  if not dialect then return nil, target end
+  local conn, env = dialect.open(target)
+  if not conn then
+    local shown = dialect.name == "postgres" and target:gsub("//([^:/@]+):[^@]*@", "//%1:***@") or target
+    return nil, string.format("cannot open database %s: %s", shown, tostring(env))
+  end
+  local db = setmetatable({ conn = conn, env = env, dialect = dialect, depth = 0 }, DB)
+  for _, s in ipairs(dialect.setup) do
+    local ok, err = conn:execute(s)
+    if not ok then db:close() return nil, "cannot set up database: " .. tostring(err) end
+    if type(ok) == "userdata" then ok:close() end  -- a PRAGMA answers with a row
+  end
+  return db
+end
+
+local find = string.find
+
+--- A SQL literal for a Lua value.  The one place values become SQL: strings go through
+-- the driver's escape (SQLite and PostgreSQL both double the single quote; PostgreSQL runs
+-- with standard_conforming_strings on, so a backslash is an ordinary character); a string
+-- with neither quote nor backslash needs no escaping and skips the call (the common case,
+-- and this function runs for every value of every row).  NUL cannot be stored: it raises.
+function DB:quote(v)
+  local t = type(v)
+  if v == nil then return "NULL" end
+  if t == "string" then
+    if find(v, "'", 1, true) or find(v, "\\", 1, true) or find(v, "\0", 1, true) then
+      if find(v, "\0", 1, true) then error("giro.store: a NUL byte cannot be stored", 2) end
+      return "'" .. self.conn:escape(v) .. "'"
+    end
+    return "'" .. v .. "'"
+  end
+  if t == "boolean" then return v and "1" or "0" end
+  if t == "number" then
+    if math.type(v) == "integer" then return string.format("%d", v) end
+    if v ~= v or v == math.huge or v == -math.huge then error("giro.store: cannot store " .. tostring(v), 2) end
+    return string.format("%.17g", v)
+  end
+  error("giro.store: cannot quote a " .. t, 2)
+end
+
+--- DB:quote as a plain function bound to this connection (for loops over many rows).
+function DB:quoter()
+  local conn = self.conn
+  return function(v)
+    if v == nil then return "NULL" end
+    if type(v) == "string" then
+      if find(v, "'", 1, true) or find(v, "\\", 1, true) or find(v, "\0", 1, true) then
+        if find(v, "\0", 1, true) then error("giro.store: a NUL byte cannot be stored", 2) end
+        return "'" .. conn:escape(v) .. "'"
+      end
+      return "'" .. v .. "'"
+    end
+    return self:quote(v)
+  end
+end
+
+--- Replace each `?` with the next argument, quoted.
+function DB:sql(stmt, ...)
+  local n, args = select("#", ...), { ... }
+  if n == 0 then return stmt end
+  local i = 0
+  local out = stmt:gsub("%?", function()
+    i = i + 1
+    if i > n then error("giro.store: more ? than arguments in: " .. stmt, 3) end
+    return self:quote(args[i])
+  end)
+  if i ~= n then error("giro.store: " .. n .. " arguments for " .. i .. " ? in: " .. stmt, 3) end
+  return out
+end
+
+--- A list of quoted values joined by commas, for `IN (...)`.
+function DB:list(values)
+  local q = {}
+  for i, v in ipairs(values) do q[i] = self:quote(v) end
+  return table.concat(q, ",")
+end
+
+local function raise(self, err, stmt)
+  error(string.format("giro.store: %s (in: %s)", tostring(err), stmt:sub(1, 200)), 3)
+end
+
+--- Run a statement; returns the number of rows affected (a statement's result rows are discarded).
+-- Database errors raise: a register that cannot be written is an environment failure,
+-- and the caller's transaction must roll back.
+function DB:exec(stmt, ...)
+  local s = self:sql(stmt, ...)
+  local res, err = self.conn:execute(s)
+  if res == nil then raise(self, err, s) end
+  if type(res) == "userdata" then res:close() return 0 end  -- use rows() for results
+  return res
+end
+
+--- Iterate over the rows of a SELECT as tables keyed by column name.
+function DB:rows(stmt, ...)
+  local s = self:sql(stmt, ...)
+  local cur, err = self.conn:execute(s)
+  if cur == nil then raise(self, err, s) end
+  if type(cur) ~= "userdata" then error("giro.store: not a query: " .. s, 2) end
+  return function()
+    local row = cur:fetch({}, "a")
+    if row == nil then cur:close() end
+    return row
+  end
+end
+
+--- The first row of a SELECT, or nil.
+function DB:first(stmt, ...)
+  local s = self:sql(stmt, ...)
+  local cur, err = self.conn:execute(s)
+  if cur == nil then raise(self, err, s) end
+  local row = cur:fetch({}, "a")
+  cur:close()
+  return row
+end
+
+function DB:begin()
+  self:exec(self.dialect.begin)
+  self.depth = 1
+end
+
+function DB:commit()
+  self:exec("COMMIT")
+  self.depth = 0
+end
+
+function DB:rollback()
+  if self.depth > 0 then
+    self.depth = 0
+    self.conn:execute("ROLLBACK")
+  end
+end
+
+--- Run fn inside one transaction: COMMIT when it returns, ROLLBACK when it raises.
+function DB:transaction(fn, ...)
+  self:begin()
+  local res = table.pack(pcall(fn, ...))
+  if not res[1] then
+    self:rollback()
+    error(res[2], 0)
+  end
+  self:commit()
+  return table.unpack(res, 2, res.n)
+end
+
+--- An integer column value (PostgreSQL's driver hands back strings).
+function store.int(v)
+  if v == nil then return nil end
+  return math.tointeger(tonumber(v))
+end
+
+--- Create the tables named in `ddl` (a list of statements with {serial} placeholders).
+function DB:ensure(ddl)
+  for _, stmt in ipairs(ddl) do
+    self:exec((stmt:gsub("{serial}", self.dialect.serial)))
+  end
+end
+
+function DB:close()
+  if self.conn then self.conn:close() self.conn = nil end
+  if self.env then self.env:close() self.env = nil end
+end
+DB.__close = DB.close
+DB.__gc = DB.close
+
+return store
