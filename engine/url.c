@@ -10,6 +10,10 @@
  *   url.parse_query(s)      -> { {name, value}, ... } | nil, message
  *   url.parse_query_map(s)  -> { name = value }, pairs | nil, message [, name]
  *
+ * Each function names itself in its messages by its upvalue 1 ("giro.url.
+ * form_encode"), so giro.http re-exports the same C functions under its own
+ * names (see http.c) without a copy of this code.
+ *
  * parse_query and parse_query_map skip one leading '?' and empty segments; a
  * segment without '=' is a name with an empty value.  parse_query_map refuses
  * a name given twice (nil, "duplicate parameter NAME", NAME): a map cannot keep
@@ -19,6 +23,9 @@
 #include "giro.h"
 
 static const char HEX[] = "0123456789ABCDEF";
+
+/* the name a function shows in its messages (its upvalue 1) */
+#define FNAME(L) lua_tostring((L), lua_upvalueindex(1))
 
 static int is_unreserved(unsigned char c)
 {
@@ -118,7 +125,7 @@ static int u_urldecode(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &n);
     if (push_decoded(L, s, n, &bad))
         return 1;
-    return push_malformed(L, "giro.url.urldecode", bad);
+    return push_malformed(L, FNAME(L), bad);
 }
 
 /* A table that must be a list: any key outside 1..#t is refused so that a
@@ -185,7 +192,7 @@ static void form_encode_list(lua_State *L, int arg, const char *fname)
 
 static int u_form_encode(lua_State *L)
 {
-    form_encode_list(L, 1, "giro.url.form_encode");
+    form_encode_list(L, 1, FNAME(L));
     return 1;
 }
 
@@ -242,7 +249,7 @@ static int u_parse_query(lua_State *L)
     pairs_acc a = { 2, 0, 0 };
     size_t bad = each_pair(L, add_to_list, &a);
     if (bad)
-        return push_malformed(L, "giro.url.parse_query", bad);
+        return push_malformed(L, FNAME(L), bad);
     return 1;
 }
 
@@ -273,7 +280,7 @@ static int u_parse_query_map(lua_State *L)
     pairs_acc a = { 2, 0, 0 };
     size_t bad = each_pair(L, add_to_map, &a);
     if (bad)
-        return push_malformed(L, "giro.url.parse_query_map", bad);
+        return push_malformed(L, FNAME(L), bad);
     if (a.dup) {                                         /* [s, map, name] */
         lua_pushnil(L);
         lua_pushfstring(L, "duplicate parameter %s", lua_tostring(L, 3));
@@ -295,6 +302,11 @@ static const luaL_Reg url_funcs[] = {
 
 int luaopen_giro_url(lua_State *L)
 {
-    luaL_newlib(L, url_funcs);
+    luaL_newlibtable(L, url_funcs);
+    for (const luaL_Reg *f = url_funcs; f->name; f++) {
+        lua_pushfstring(L, "giro.url.%s", f->name);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
     return 1;
 }
