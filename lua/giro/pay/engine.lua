@@ -337,8 +337,9 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Building
 
-local function input_error(c, plan, input, seen_known)
-  -- slow path, only on an error: name the offending input
+-- The reason an input table was refused: the first name that is not one of the plan's fields,
+-- or `otherwise` (slow path, only on an error).
+local function input_error(c, plan, input, otherwise)
   for name in pairs(input) do
     if type(name) ~= "string" then return "field names must be strings" end
     local gi = c.index[name]
@@ -351,7 +352,7 @@ local function input_error(c, plan, input, seen_known)
       return name .. ": not used in version " .. tostring(plan.version)
     end
   end
-  return seen_known
+  return otherwise
 end
 
 local last_today_in, last_today  -- one-entry cache of the parsed opts.today

@@ -160,13 +160,25 @@ function Bank:refund(fields, opts) return self:send("refund", fields, opts) end
 ---------------------------------------------------------------------------------------------------
 -- Rendering
 
+local JSON_NAMED = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
 local function json_string(s)
   return '"' .. s:gsub('[%c"\\]', function(c)
-    local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-    return named[c] or string.format("\\u%04x", c:byte())
+    return JSON_NAMED[c] or string.format("\\u%04x", c:byte())
   end) .. '"'
 end
 pay.json_string = json_string
+
+local function json_or_null(v) return v and json_string(v) or "null" end
+
+-- '{"name":..,"value":..}' for each { name, value } pair of a list
+local function json_fields(list)
+  local parts = {}
+  for i, f in ipairs(list) do
+    parts[i] = '{"name":' .. json_string(f[1]) .. ',"value":' .. json_string(f[2]) .. "}"
+  end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
 
 local function html_escape(s)
   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
@@ -185,15 +197,10 @@ function pay.render(req, fmt)
     for i, f in ipairs(fields) do out[i] = f[1] .. "=" .. f[2] end
     return table.concat(out, "\n") .. "\n"
   elseif fmt == "json" then
-    local parts = {}
-    for i, f in ipairs(fields) do
-      parts[i] = '{"name":' .. json_string(f[1]) .. ',"value":' .. json_string(f[2]) .. "}"
-    end
-    local function opt(v) return v and json_string(v) or "null" end
     return '{"bank":' .. json_string(req:bank().name) .. ',"message":' .. json_string(req:message().name)
-      .. ',"version":' .. opt(req:version()) .. ',"action":' .. opt(req:url())
+      .. ',"version":' .. json_or_null(req:version()) .. ',"action":' .. json_or_null(req:url())
       .. ',"method":' .. json_string(req:method()) .. ',"charset":' .. json_string(req:charset())
-      .. ',"fields":[' .. table.concat(parts, ",") .. "]}\n"
+      .. ',"fields":' .. json_fields(fields) .. "}\n"
   elseif fmt == "html" then
     local out = { string.format('<form method="%s" action="%s" accept-charset="%s">', req:method(),
       html_escape(req:url() or ""), req:charset()) }
@@ -213,16 +220,15 @@ end
 function pay.render_result(res, fmt)
   fmt = fmt or "lines"
   if fmt == "json" then
-    local parts = {}
+    local present = {}
     for _, name in ipairs(res.order) do
       local v = res.fields[name]
-      if v then parts[#parts + 1] = '{"name":' .. json_string(name) .. ',"value":' .. json_string(v) .. "}" end
+      if v then present[#present + 1] = { name, v } end
     end
-    local function opt(v) return v and json_string(v) or "null" end
     return '{"bank":' .. json_string(res.bank) .. ',"message":' .. json_string(res.message)
-      .. ',"version":' .. opt(res.version) .. ',"valid":true,"code":' .. opt(res.code)
-      .. ',"status":' .. opt(res.status) .. ',"meaning":' .. opt(res.meaning)
-      .. ',"fields":[' .. table.concat(parts, ",") .. "]}\n"
+      .. ',"version":' .. json_or_null(res.version) .. ',"valid":true,"code":' .. json_or_null(res.code)
+      .. ',"status":' .. json_or_null(res.status) .. ',"meaning":' .. json_or_null(res.meaning)
+      .. ',"fields":' .. json_fields(present) .. "}\n"
   end
   local out = {}
   for _, name in ipairs(res.order) do
