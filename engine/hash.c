@@ -15,7 +15,8 @@
  *          idx entry 0 stands for `extra` (a MAC key kept out of t).
  *   hash.joiner(alg, case, sep, trailing, idx)
  *       -> the same recipe compiled once: joiner:hex(t [, extra]) gives what
- *          hex_join(alg, case, sep, trailing, t, idx, extra) gives.
+ *          hex_join(alg, case, sep, trailing, t, idx, extra) gives; here idx
+ *          entries may also be strings (t's keys: a map by name).
  *
  * The one-shot digests (md5 ... sha512, digest, hex_join) use OpenSSL's
  * direct digest functions rather than EVP: in OpenSSL 3 the first EVP fetch
@@ -250,7 +251,7 @@ static int joiner_new(lua_State *L)
     size_t n = (size_t)lua_rawlen(L, 5);
     if (n > 4096)
         return luaL_error(L, "giro.hash.joiner: at most 4096 parts");
-    joiner *j = lua_newuserdatauv(L, sizeof *j + n * sizeof(lua_Integer) + seplen + 1, 0);
+    joiner *j = lua_newuserdatauv(L, sizeof *j + n * sizeof(lua_Integer) + seplen + 1, 1);
     j->alg = alg;
     j->upper = upper;
     j->trailing = trailing;
@@ -259,15 +260,24 @@ static int joiner_new(lua_State *L)
     j->idx = (lua_Integer *)(void *)(j + 1);
     j->sep = (char *)(j->idx + n);
     memcpy(j->sep, sep, seplen + 1);
+    luaL_setmetatable(L, JOINER_MT);
+    lua_createtable(L, 0, 0);                            /* [.., j, keys] string entries */
+    lua_Integer nkeys = 0;
     for (size_t i = 0; i < n; i++) {
         int isint;
-        lua_rawgeti(L, 5, (lua_Integer)i + 1);
-        j->idx[i] = lua_tointegerx(L, -1, &isint);
+        if (lua_rawgeti(L, 5, (lua_Integer)i + 1) == LUA_TSTRING) {   /* idx[i] = -slot */
+            lua_rawseti(L, -2, ++nkeys);
+            j->idx[i] = -nkeys;
+            continue;
+        }
+        lua_Integer k = lua_tointegerx(L, -1, &isint);
         lua_pop(L, 1);
-        if (!isint)
-            return luaL_error(L, "giro.hash.joiner: idx[%d] must be an integer", (int)i + 1);
+        if (!isint || k < 0)
+            return luaL_error(L, "giro.hash.joiner: idx[%d] must be an integer >= 0 or a string",
+                              (int)i + 1);
+        j->idx[i] = k;
     }
-    luaL_setmetatable(L, JOINER_MT);
+    lua_setiuservalue(L, -2, 1);
     return 1;
 }
 
@@ -276,11 +286,22 @@ static int joiner_hex(lua_State *L)
     const joiner *j = luaL_checkudata(L, 1, JOINER_MT);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 3);
+    lua_getiuservalue(L, 1, 1);                          /* 4: the string keys */
     direct_ctx c;
     int ok = direct_init(&c, j->alg) == 1, first = 1, bad = 0;
     size_t i;
     for (i = 0; ok && i < j->n; i++) {
-        int t = j->idx[i] == 0 ? (lua_pushvalue(L, 3), lua_type(L, -1)) : lua_rawgeti(L, 2, j->idx[i]);
+        lua_Integer k = j->idx[i];
+        int t;
+        if (k == 0) {
+            lua_pushvalue(L, 3);
+            t = lua_type(L, -1);
+        } else if (k < 0) {
+            lua_rawgeti(L, 4, -k);
+            t = lua_rawget(L, 2);
+        } else {
+            t = lua_rawgeti(L, 2, k);
+        }
         if (t == LUA_TSTRING) {
             size_t len;
             const char *p = lua_tolstring(L, -1, &len);

@@ -36,8 +36,9 @@
  *   suffix = ",00"         a value that fits only with this appended is stored
  *                          with it appended ("100" -> "100,00").
  *
- * collect fills `out` (a new table sized for the layout when nil) and walks
- * the fields from `from` (default 1): for field k it reads
+ * collect fills `out` (a new table sized for the layout when nil; with false
+ * it only checks, stores nothing and returns false) and walks the fields
+ * from `from` (default 1): for field k it reads
  * map[name] (raw); an absent field takes its value (out[k] = value) or stops
  * if required; a present string that fits (equal to the fixed value, or
  * matching the shape within the lengths) is stored as out[k]; anything else
@@ -498,7 +499,9 @@ static int r_collect(lua_State *L)
         lua_createtable(L, (int)lay->nfields, 0);
         lua_replace(L, 3);
     }
-    luaL_checktype(L, 3, LUA_TTABLE);
+    int store = !(lua_isboolean(L, 3) && !lua_toboolean(L, 3));
+    if (store)
+        luaL_checktype(L, 3, LUA_TTABLE);
     lua_getiuservalue(L, 1, UV_NAMES);                   /* 4 */
     lua_getiuservalue(L, 1, UV_VALUES);                  /* 5 */
     lua_getiuservalue(L, 1, UV_FIXED);                   /* 6 */
@@ -511,8 +514,10 @@ static int r_collect(lua_State *L)
         if (ty == LUA_TNIL) {
             lua_pop(L, 1);
             if (f->has_value) {
-                lua_rawgeti(L, 5, k);
-                lua_rawseti(L, 3, k);
+                if (store) {
+                    lua_rawgeti(L, 5, k);
+                    lua_rawseti(L, 3, k);
+                }
             } else if (f->required) {
                 lua_pushvalue(L, 3);
                 lua_pushinteger(L, k);
@@ -538,7 +543,10 @@ static int r_collect(lua_State *L)
             return 3;
         }
         seen++;
-        lua_rawseti(L, 3, k);
+        if (store)
+            lua_rawseti(L, 3, k);
+        else
+            lua_pop(L, 1);
     }
     lua_pushvalue(L, 3);
     lua_pushnil(L);

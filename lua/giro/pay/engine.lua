@@ -92,16 +92,25 @@ local function compile_mac(r, where, index, k_of)
     end
     m.ks[j], m.names[j] = k, name
   end
-  -- the parts for hash.joiner: 0 stands for the key
-  local parts = { table.unpack(m.ks) }
-  table.insert(parts, m.key_first and 1 or #parts + 1, 0)
-  m.joiner = hash.joiner(alg, case, m.sep, m.trailing, parts)
+  -- the parts for hash.joiner: 0 stands for the key; building has the values by position k,
+  -- verifying by name (the parsed message itself)
+  local by_k, by_name = { table.unpack(m.ks) }, { table.unpack(m.names) }
+  table.insert(by_k, m.key_first and 1 or #by_k + 1, 0)
+  table.insert(by_name, m.key_first and 1 or #by_name + 1, 0)
+  m.joiner = hash.joiner(alg, case, m.sep, m.trailing, by_k)
+  m.map_joiner = hash.joiner(alg, case, m.sep, m.trailing, by_name)
   return m
 end
 
--- Compute the MAC over vals (indexed by the plan's k) with the key: hex, or nil, name of a
--- missing field (absent = "error").
-local function compute_mac(m, vals, key)
+-- Compute the MAC over vals (indexed by the plan's k; by name when by_name) with the key: hex,
+-- or nil, name of a missing field (absent = "error").
+local function compute_mac(m, vals, key, by_name)
+  if by_name then
+    if m.absent == "omit" then return m.map_joiner:hex(vals, key) end
+    local t = {}
+    for j = 1, m.n do t[m.ks[j]] = vals[m.names[j]] end
+    vals = t
+  end
   if m.absent ~= "omit" then
     local t, n = {}, 0
     if m.key_first then n = 1; t[1] = key end
@@ -626,13 +635,14 @@ function Message:verify(input, opts)
     if not ok then return nil, kerr end
   end
   local cs = self.bank.cs
+  -- the layout only checks: the values stay in map (name -> wire value), which becomes the
+  -- result's fields when no value needs converting for display
   local names, check, layout = plan.names, plan.check, plan.verify_layout or layout_of(plan, "verify")
-  local vals, plain = nil, plan.plain_fixed
+  local plain = plan.plain_fixed
   while true do
     local seen, from = 0, 1
     while true do
-      local k, s
-      vals, k, s = layout:collect(map, vals, from)
+      local _, k, s = layout:collect(map, false, from)
       seen = seen + s
       if not k then break end
       local b = map[names[k]]
@@ -646,7 +656,7 @@ function Message:verify(input, opts)
         if not d then return nil, names[k] .. ": " .. err end
         if d ~= b then plain = false end
       end
-      vals[k], seen, from = b, seen + 1, k + 1
+      seen, from = seen + 1, k + 1
     end
     if seen == count then break end
     if canonical then
@@ -660,12 +670,12 @@ function Message:verify(input, opts)
     -- names spelled another way or parameters the definition does not know: start again
     map, count, extra = self:_canonical(map)
     if not map then return nil, count end
-    canonical, vals = true, nil
+    canonical = true
   end
   local post_k, post = plan.verify_post_k, plan.verify_post
   for i = 1, #post_k do
     local k = post_k[i]
-    local b = vals[k]
+    local b = map[names[k]]
     if b ~= nil and not post[i](b) then
       local d, err = check[k](b)
       if not d then return nil, names[k] .. ": " .. err end
@@ -675,21 +685,28 @@ function Message:verify(input, opts)
   if plan.one_of then
     for _, g in ipairs(plan.one_of) do
       local any = false
-      for _, k in ipairs(g.ks) do if vals[k] ~= nil then any = true break end end
+      for _, k in ipairs(g.ks) do if map[names[k]] ~= nil then any = true break end end
       if not any then return nil, "missing field: at least one of " .. concat(g.names, ", ") end
     end
   end
   if m then
-    local expected, missing = compute_mac(m, vals, opts.key)
+    local expected, missing = compute_mac(m, map, opts.key, true)
     if not expected then return nil, "missing field " .. missing .. " (needed for the MAC)" end
-    local got = vals[m.mac_k]
+    local got = map[m.field]
     if not equal(got, expected) and not (m.any_case and equal(upper(got), upper(expected))) then
       return nil, "MAC mismatch (" .. m.field .. ")"
     end
   end
   -- the map holds exactly the plan's fields; it is the result when no value needs converting
   local out = map
-  if not plain then out = self:_map(plan, vals) end
+  if not plain then
+    local to_display = cs.to_display
+    out = {}
+    for k = 1, plan.n do
+      local b = map[names[k]]
+      if b ~= nil then out[names[k]] = to_display(b) end
+    end
+  end
   local hook = self.def.validate
   if hook then
     local ok, why = run_hook(hook, out, plan.version)
@@ -718,13 +735,13 @@ function Message:verify(input, opts)
     if type(notes) == "table" and #notes > 0 then res.notes = notes end
   end
   if opts.expect then
-    local ok, why = self:_expect(plan, vals, opts.expect)
+    local ok, why = self:_expect(plan, map, opts.expect)
     if not ok then return nil, why end
   end
   return res
 end
 
-function Message:_expect(plan, vals, expect)
+function Message:_expect(plan, map, expect)
   local names = {}
   for name in pairs(expect) do names[#names + 1] = name end
   table.sort(names)
@@ -733,7 +750,7 @@ function Message:_expect(plan, vals, expect)
     if not gi then return nil, "expect: unknown field " .. name end
     local k = plan.k_of[gi]
     local want = tostring(expect[name])
-    local got = k and vals[k]
+    local got = k and map[plan.names[k]]
     if not got then return nil, name .. ": expected " .. want .. ", field is absent" end
     local nb = plan.norm[k](want, 0) or want
     if nb ~= got then
