@@ -406,8 +406,8 @@ function Message:build(input, opts)
   if type(input) ~= "table" then error("build: input must be a table of NAME = value", 2) end
   local vf = self.version_field
   local version = opts.version or (vf and input[vf]) or self.default_version
-  local plan, perr = self:plan_for(version)
-  if not plan then return nil, perr end
+  local plan = self.plans[version or 1]
+  if not plan then return self:plan_for(version) end
   local today = opts.today
   if today ~= nil then
     if today == last_today_in then
@@ -464,7 +464,8 @@ function Message:build(input, opts)
   local mac
   if m then
     local missing
-    mac, missing = compute_mac(m, vals, opts.key)
+    if m.absent == "omit" then mac = m.joiner:hex(vals, opts.key)
+    else mac, missing = compute_mac(m, vals, opts.key) end
     if not mac then return nil, missing .. ": required for the MAC" end
     vals[m.mac_k] = mac
   end
