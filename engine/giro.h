@@ -50,6 +50,8 @@ int luaopen_giro_hash(lua_State *L);     /* hash.c     */
 int luaopen_giro_xml(lua_State *L);      /* xml.c      */
 int luaopen_giro_http(lua_State *L);     /* http.c     */
 int luaopen_giro_checkdigit(lua_State *L); /* checkdigit.c */
+int luaopen_giro_url(lua_State *L);      /* url.c      */
+int luaopen_giro_record(lua_State *L);   /* record.c   */
 int luaopen_giro_sandbox(lua_State *L);  /* sandbox.c  */
 int luaopen_giro_readline(lua_State *L); /* readline.c */
 

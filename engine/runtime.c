@@ -19,6 +19,8 @@
 static const luaL_Reg giro_modules[] = {
     { "giro.hash",       luaopen_giro_hash },
     { "giro.checkdigit", luaopen_giro_checkdigit },
+    { "giro.url",        luaopen_giro_url },
+    { "giro.record",     luaopen_giro_record },
     { "giro.sandbox",    luaopen_giro_sandbox },
     { "giro.readline",   luaopen_giro_readline },
     { NULL, NULL }
