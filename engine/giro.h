@@ -45,6 +45,9 @@ lua_State *giro_newstate(giro_alloc *ga, const char *argv0, char *err, size_t er
 /* message handler for lua_pcall: appends a traceback to string errors */
 int giro_traceback(lua_State *L);
 
+/* checkdigit.c: mod-10 check digit under cycled weights (also used by record.c) */
+int giro_mod10_check(const char *s, size_t len, const unsigned char *w, size_t nw);
+
 /* The modules of the core, in package.preload under these names. */
 int luaopen_giro_hash(lua_State *L);     /* hash.c     */
 int luaopen_giro_xml(lua_State *L);      /* xml.c      */

@@ -266,22 +266,8 @@ static long date_value(const field *f, const char *s, size_t len)
  * checked by the caller, which has the set on the stack). */
 static int passes(const field *f, const char *s, size_t len, lua_Integer today)
 {
-    if (f->nweights) {
-        if (len < 2)
-            return 0;
-        unsigned sum = 0;
-        size_t k = 0;
-        for (size_t p = len - 1; p > 0; p--) {
-            unsigned char c = (unsigned char)s[p - 1];
-            if (c < '0' || c > '9')
-                return 0;
-            sum = (sum + (unsigned)(c - '0') * f->weights[k]) % 10;
-            if (++k == f->nweights)
-                k = 0;
-        }
-        if ((unsigned char)s[len - 1] != '0' + (10 - sum) % 10)
-            return 0;
-    }
+    if (f->nweights && !giro_mod10_check(s, len, f->weights, f->nweights))
+        return 0;
     if (f->date != DATE_NONE) {
         long v = date_value(f, s, len);
         if (v < 0 || (f->not_past && (today <= 0 || v < today)))
