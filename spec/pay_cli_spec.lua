@@ -119,6 +119,48 @@ describe("giro pay form", function()
   end)
 end)
 
+describe("giro pay key sources", function()
+  -- TARKISTE for DANSKE_FORM with --today 2024-01-01, from openssl over the spec's layout
+  local mac = function()
+    return sha256(DKEY .. "&100,00&1232&000000000000&4&EUR&https://www.kauppa.fi/okpaluu&"
+      .. "https://www.kauppa.fi/virhepaluu&01.01.2024&", "lower")
+  end
+  local function form(file)
+    return giro(words("pay", "form", "danske", "--today", "2024-01-01", "--key-file", file, DANSKE_FORM))
+  end
+
+  it("strips every trailing newline of a key file (LF, CRLF, an editor's blank line)", function()
+    for _, tail in ipairs({ "\n", "\r\n", "\n\n" }) do
+      local f = H.tmpfile(DKEY .. tail)
+      local code, out = form(f)
+      os.remove(f)
+      assert.equal(0, code); assert.matches("\nTARKISTE=" .. mac() .. "\n", out, 1, true)
+    end
+  end)
+
+  it("a missing, unreadable or empty key is an environment error (exit 3) naming its source", function()
+    local empty = H.tmpfile("")
+    local code, out, err = form(empty)
+    os.remove(empty)
+    assert.equal(3, code); assert.equal("", out)
+    assert.matches("the key file .* is empty", err)
+    code, _, err = form("/nonexistent/danske.key")
+    assert.equal(3, code)
+    assert.equal("giro pay: cannot read the key file /nonexistent/danske.key (No such file or directory)\n", err)
+    code, _, err = form("/tmp")
+    assert.equal(3, code); assert.equal("giro pay: cannot read the key file /tmp (Is a directory)\n", err)
+    code, _, err = giro(words("pay", "form", "danske", "--key-env", "SHOP_KEY", DANSKE_FORM), { SHOP_KEY = "" })
+    assert.equal(3, code); assert.equal("giro pay: environment variable SHOP_KEY is empty\n", err)
+  end)
+
+  it("a key with a trailing blank is not trimmed: its length is reported, never its content", function()
+    local f = H.tmpfile(DKEY .. " ")
+    local code, _, err = form(f)
+    os.remove(f)
+    assert.equal(1, code); assert.equal("giro pay: key: expected 64 characters for sha256, got 65\n", err)
+  end)
+end)
+
 describe("giro pay verify", function()
   local q = "KNRO=000000000000&VALUUTTA=EUR&VIITE=1232&SUMMA=100,00&VERSIO=4&STATUS=0&TARKISTE="
     .. sha256(DKEY .. "&1232&100,00&0&000000000000&4&EUR&01.01.2024&", "upper") .. "&MTAPA=1&ERAPAIVA=01.01.2024"
@@ -252,6 +294,6 @@ describe("giro pay query and refund against a local HTTP server", function()
       "Refno=1232", "MerchantID=000000000000", "gsaftlnr=123123" })
     assert.equal(3, code)
     code, _, err = giro({ "pay", "refund", "danske", "--key-file", keyfile, "Refno=1232" })
-    assert.equal(2, code); assert.matches("danske has no refund message", err, 1, true)
+    assert.equal(2, code); assert.matches("danske has no message 'refund' (it has: payment, return, query, query-response)", err, 1, true)
   end)
 end)

@@ -6,9 +6,9 @@ local M = {
   summary = "build and verify Finnish bank payment-button messages (Säästöpankki, Danske, ...)",
   usage = [[giro pay banks
        giro pay form BANK [--version V] (--key-file F | --key-env VAR) [--format lines|json|html] NAME=VALUE...
-       giro pay verify BANK MESSAGE (--key-file F | --key-env VAR) [--expect NAME=VALUE]... [QUERYSTRING | -]
-       giro pay query BANK (--key-file F | --key-env VAR) [--url URL] [--dry-run] NAME=VALUE...
-       giro pay refund BANK (--key-file F | --key-env VAR) [--url URL] [--dry-run] NAME=VALUE...]],
+       giro pay verify BANK MESSAGE (--key-file F | --key-env VAR) [--expect NAME=VALUE]... [--format lines|json] [QUERYSTRING | -]
+       giro pay query BANK (--key-file F | --key-env VAR) [--url URL] [--dry-run] [--format lines|json] NAME=VALUE...
+       giro pay refund BANK (--key-file F | --key-env VAR) [--url URL] [--dry-run] [--format lines|json] NAME=VALUE...]],
   help = [[
 banks    lists the bank definitions found (rules/banks/*.lua), their messages and versions.
 form     prints the payment request: `lines` (default) one NAME=VALUE a line in the bank's order,
@@ -20,10 +20,11 @@ verify   checks an incoming MESSAGE (return, query-response, refund-response): t
          or POST body is the argument, or stdin with `-` or no argument.  Exit 0 and the parsed
          fields when formats and MAC hold; exit 1 and the reason (the field, or "MAC mismatch").
          --expect NAME=VALUE also requires a field to equal the shop's value (amounts numerically).
-query    builds the query request, POSTs it (--url overrides the endpoint), verifies and prints
-refund   the answer.  --dry-run prints the request fields instead and sends nothing.
+query    builds the query request (--version V as for form), POSTs it (--url overrides the
+refund   endpoint; --timeout SECONDS, --ca-file PEM), verifies and prints the answer and its code.
+         --dry-run prints the request fields instead and sends nothing.
 
-Keys come only from --key-file (content, trailing newline stripped) or --key-env (a variable's
+Keys come only from --key-file (content, trailing newlines stripped) or --key-env (a variable's
 name); they are never printed.  Values are UTF-8; the bank receives its own charset (ISO-8859-1).
 --today DATE (YYYY-MM-DD) sets the date used for "not in the past" checks.
 
@@ -46,15 +47,21 @@ end
 local function read_key(opt, needed)
   if opt["key-file"] and opt["key-env"] then cli.usage("give either --key-file or --key-env, not both") end
   local key
+  -- A missing, unreadable or empty key is a set-up problem (exit 3), not bad input: the same
+  -- command works once the key is in place.  Messages name the file or variable, never the key.
   if opt["key-file"] then
-    local f = io.open(opt["key-file"], "rb")
-    if not f then cli.env("cannot read the key file %s", opt["key-file"]) end
-    key = f:read("a") or ""
+    local file = opt["key-file"]
+    local f, oerr = io.open(file, "rb")
+    if not f then cli.env("cannot read the key file %s (%s)", file, oerr:match(": ([^:]+)$") or oerr) end
+    local data, rerr = f:read("a")   -- nil for a directory
     f:close()
-    key = key:gsub("\r?\n$", "")
+    if not data then cli.env("cannot read the key file %s (%s)", file, rerr:match(": ([^:]+)$") or rerr) end
+    key = data:gsub("[\r\n]+$", "")  -- editors add a newline (or two, or CRLF); a key has none
+    if key == "" then cli.env("the key file %s is empty", file) end
   elseif opt["key-env"] then
     key = os.getenv(opt["key-env"])
     if key == nil then cli.env("environment variable %s is not set", opt["key-env"]) end
+    if key == "" then cli.env("environment variable %s is empty", opt["key-env"]) end
   elseif needed then
     cli.usage("the MAC key is needed: give --key-file FILE or --key-env VARIABLE")
   end
@@ -72,11 +79,6 @@ local function fields_of(words, from)
   return input
 end
 
-local function has_mac(bank, message)
-  local m = bank:message(message)
-  return m and m.def.mac and true or false
-end
-
 local function message_or_fail(bank, name)
   local m, err = bank:message(name)
   if not m then
@@ -84,6 +86,14 @@ local function message_or_fail(bank, name)
     cli.usage("%s", err)
   end
   return m
+end
+
+-- verify, query and refund print a result: lines (default) or json; anything else is a usage error
+-- rather than silently becoming lines.
+local function result_format(opt)
+  local fmt = opt.format or "lines"
+  if fmt ~= "lines" and fmt ~= "json" then cli.usage("--format must be lines or json here, got '%s'", fmt) end
+  return fmt
 end
 
 local commands = {}
@@ -125,7 +135,7 @@ function commands.form(opt, pos)
   if m.kind ~= "request" then cli.usage("%s %s is not a request message", bank.name, message) end
   local fmt = opt.format or "lines"
   if fmt ~= "lines" and fmt ~= "json" and fmt ~= "html" then cli.usage("--format must be lines, json or html") end
-  local key = read_key(opt, has_mac(bank, message))
+  local key = read_key(opt, m.def.mac and true or false)
   local req, err = m:build(fields_of(pos, 3), { key = key, version = opt.version, today = opt.today,
                                                env = opt.test and "test" or nil })
   if not req then cli.rejected("%s", err) end
@@ -140,7 +150,8 @@ function commands.verify(opt, pos)
   local m = message_or_fail(bank, message)
   if m.kind ~= "response" then cli.usage("%s %s is not a message the bank sends", bank.name, message) end
   if #pos > 4 then cli.usage("give one query string (or - for stdin)") end
-  local key = read_key(opt, has_mac(bank, message))
+  local fmt = result_format(opt)
+  local key = read_key(opt, m.def.mac and true or false)
   local input = pos[4]
   if input == nil or input == "-" then input = io.stdin:read("a") or "" end
   input = input:gsub("^%s+", ""):gsub("%s+$", "")
@@ -155,23 +166,27 @@ function commands.verify(opt, pos)
   end
   local res, err = m:verify(input, { key = key, expect = expect })
   if not res then cli.rejected("%s", err) end
-  io.stdout:write(pay.render_result(res, opt.format == "json" and "json" or "lines"))
+  io.stdout:write(pay.render_result(res, fmt))
   return 0
 end
 
 local function exchange(kind, opt, pos)
   local bank = bank_or_fail(pos[2])
-  local m, err = bank:message(kind)
-  if not m then cli.usage("%s has no %s message", bank.name, kind) end
-  local key = read_key(opt, has_mac(bank, kind))
+  local m = message_or_fail(bank, kind)
+  local fmt = result_format(opt)
+  local key = read_key(opt, m.def.mac and true or false)
   local input = fields_of(pos, 3)
+  local timeout = opt.timeout and tonumber(opt.timeout)
+  if opt.timeout and not (timeout and timeout > 0) then
+    cli.usage("--timeout wants a number of seconds, got '%s'", opt.timeout)
+  end
   local o = { key = key, version = opt.version, today = opt.today, url = opt.url,
-              timeout = opt.timeout and tonumber(opt.timeout), ca_file = opt["ca-file"],
+              timeout = timeout, ca_file = opt["ca-file"],
               env = opt.test and "test" or nil }
   if opt["dry-run"] then
     local req, berr = m:build(input, o)
     if not req then cli.rejected("%s", berr) end
-    io.stdout:write(pay.render(req, "lines"))
+    io.stdout:write(pay.render(req, fmt))
     return 0
   end
   local res, why, what = bank:send(kind, input, o)
@@ -180,7 +195,7 @@ local function exchange(kind, opt, pos)
     if what == "usage" then cli.usage("%s", why) end
     cli.rejected("%s", why)
   end
-  io.stdout:write(pay.render_result(res, opt.format == "json" and "json" or "lines"))
+  io.stdout:write(pay.render_result(res, fmt))
   return 0
 end
 
