@@ -207,6 +207,18 @@ describe("giro pay verify", function()
     local j = cjson.decode(out)
     assert.equal("OK", j.code); assert.equal("ok", j.status); assert.equal("payment found and approved", j.meaning)
   end)
+
+  it("json carries the definition's notes too (a PayStatus other than Settled is not paid)", function()
+    local qr = "ReturnCode=000&ReturnText=OK&Refno=1232&MerchantID=Test Shop&Amount=456,23&Currency=EUR"
+      .. "&Total=400,00&PayType=KT&PayStatus=Pending"
+    local code, out = giro({ "pay", "verify", "danske", "query-response", "--format", "json", qr })
+    assert.equal(0, code)
+    assert.same({ "not confirmed as paid: PayStatus Pending is not documented; treat as unpaid",
+      "refunded: Total 400,00 is below Amount 456,23" }, cjson.decode(out).notes)
+    code, out = giro({ "pay", "verify", "danske", "query-response", "--format", "json",
+      "ReturnCode=001&ReturnText=No&Refno=1232" })
+    assert.equal(0, code); assert.equal("[]", out:match('"notes":(%b[])'))
+  end)
 end)
 
 describe("giro pay query and refund against a local HTTP server", function()

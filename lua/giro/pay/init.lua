@@ -171,6 +171,12 @@ pay.json_string = json_string
 
 local function json_or_null(v) return v and json_string(v) or "null" end
 
+local function json_list(strings)
+  local parts = {}
+  for i, v in ipairs(strings) do parts[i] = json_string(v) end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
+
 -- '{"name":..,"value":..}' for each { name, value } pair of a list
 local function json_fields(list)
   local parts = {}
@@ -215,8 +221,10 @@ function pay.render(req, fmt)
   error("render: format must be lines, json or html", 2)
 end
 
---- A verification result as text: "lines" (NAME=VALUE in spec order, then extra parameters
--- prefixed "+", and "# CODE: meaning" when the message carries a code) or "json".
+--- A verification result as text: "lines" (NAME=VALUE in spec order, then "# CODE: meaning
+-- (status)" when the message carries a code, then "# note" for each of the definition's notes) or
+-- "json" (the same, notes as a list of strings).  Parameters the definition does not know (res.extra,
+-- e.g. the shop's own in its return URL) are not printed.
 function pay.render_result(res, fmt)
   fmt = fmt or "lines"
   if fmt == "json" then
@@ -228,7 +236,7 @@ function pay.render_result(res, fmt)
     return '{"bank":' .. json_string(res.bank) .. ',"message":' .. json_string(res.message)
       .. ',"version":' .. json_or_null(res.version) .. ',"valid":true,"code":' .. json_or_null(res.code)
       .. ',"status":' .. json_or_null(res.status) .. ',"meaning":' .. json_or_null(res.meaning)
-      .. ',"fields":' .. json_fields(present) .. "}\n"
+      .. ',"fields":' .. json_fields(present) .. ',"notes":' .. json_list(res.notes or {}) .. "}\n"
   end
   local out = {}
   for _, name in ipairs(res.order) do
