@@ -212,22 +212,18 @@ local function compile_plan(bank, mname, msg, version, fields, index, cs)
       local rq = f.required
       if type(rq) == "table" then rq = set_of(rq)[version] or false end
       plan.req[k] = (rq or k == plan.mac_k) and true or false
-      local fixed = f.value
-      if type(fixed) == "table" then fixed = fixed[version] end
-      if fixed ~= nil then
-        local b, why = norm(fixed, 0)
-        if not b then return nil, where .. ": field " .. name .. ": fixed value: " .. why end
-        fixed = b
+      -- a fixed value (`value`) or a `default`, per version when a table, normalised now so a
+      -- definition's typo shows at compile time; false when the field has none
+      for _, what in ipairs({ { "value", plan.fixed, "fixed" }, { "default", plan.default, "default" } }) do
+        local v = f[what[1]]
+        if type(v) == "table" then v = v[version] end
+        if v ~= nil then
+          local b, why = norm(v, 0)
+          if not b then return nil, where .. ": field " .. name .. ": " .. what[3] .. " value: " .. why end
+          v = b
+        end
+        what[2][k] = v or false
       end
-      plan.fixed[k] = fixed or false
-      local default = f.default
-      if type(default) == "table" then default = default[version] end
-      if default ~= nil then
-        local b, why = norm(default, 0)
-        if not b then return nil, where .. ": field " .. name .. ": default value: " .. why end
-        default = b
-      end
-      plan.default[k] = default or false
       if version and i == msg.version_index then plan.version_k = k; plan.fixed[k] = version end
     end
   end

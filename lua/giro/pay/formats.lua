@@ -110,39 +110,32 @@ end
 formats.AN = text
 formats.text = text
 
---- Digits only ("N").
-function formats.N(spec, ctx)
-  local min, max = length_rule(spec)
-  local shown = ctx.cs.to_display
-  local function check(b)
-    if not find(b, "^%d+$") then
-      return nil, b == "" and "must not be empty" or "digits only, got '" .. shown(b) .. "'"
+-- A field of one character class (N: digits, A: ASCII letters), the same when building and
+-- verifying: nothing to normalise, so one check serves both.
+local function one_class(shape, what)
+  local full = "^" .. shape .. "$"
+  return function(spec, ctx)
+    local min, max = length_rule(spec)
+    local shown = ctx.cs.to_display
+    local function check(b)
+      if not find(b, full) then
+        return nil, b == "" and "must not be empty" or what .. " only, got '" .. shown(b) .. "'"
+      end
+      local n = #b
+      if max and n > max then return nil, "at most " .. max .. " " .. what .. ", got " .. n end
+      if n < min then return nil, "at least " .. min .. " " .. what .. ", got " .. n end
+      return b
     end
-    local n = #b
-    if max and n > max then return nil, "at most " .. max .. " digits, got " .. n end
-    if n < min then return nil, "at least " .. min .. " digits, got " .. n end
-    return b
+    local fast = { shape = shape, min = min, max = max }
+    return check, check, { build = fast, verify = fast }
   end
-  local fast = { shape = "%d+", min = min, max = max }
-  return check, check, { build = fast, verify = fast }
 end
 
+--- Digits only ("N").
+formats.N = one_class("%d+", "digits")
+
 --- Letters only ("A"), ASCII.
-function formats.A(spec, ctx)
-  local min, max = length_rule(spec)
-  local shown = ctx.cs.to_display
-  local function check(b)
-    if not find(b, "^%a+$") then
-      return nil, b == "" and "must not be empty" or "letters only, got '" .. shown(b) .. "'"
-    end
-    local n = #b
-    if max and n > max then return nil, too_long(n, max) end
-    if n < min then return nil, "at least " .. min .. " letters" end
-    return b
-  end
-  local fast = { shape = "%a+", min = min, max = max }
-  return check, check, { build = fast, verify = fast }
-end
+formats.A = one_class("%a+", "letters")
 
 --- An amount of money written with a decimal comma and two decimals ("12,50").
 -- Building accepts 12 / 12,5 / 12,50 / 12.50 and emits 12,50; verifying wants exactly D,DD.
