@@ -193,6 +193,12 @@ describe("giro pay verify", function()
     assert.equal(1, code); assert.equal("giro pay: duplicate parameter SUMMA\n", err)
     code, _, err = giro({ "pay", "verify", "danske", "payment", "--key-file", keyfile, q })
     assert.equal(2, code)
+    code, _, err = giro({ "pay", "verify", "danske", "return", "--key-file", keyfile, "--expect", "SUMA=100", q })
+    assert.equal(2, code)
+    assert.equal("giro pay: --expect SUMA: danske return has no such field (it has: KNRO, VALUUTTA, VIITE, SUMMA, "
+      .. "VERSIO, STATUS, TARKISTE, MTAPA, ERAPAIVA)\n", err)
+    code, _, err = giro({ "pay", "verify", "danske", "return", "--key-file", keyfile, "--format", "html", q })
+    assert.equal(2, code); assert.equal("giro pay: --format must be lines or json here, got 'html'\n", err)
   end)
 
   it("verifies the Samlink return and prints the answer code of a query response", function()

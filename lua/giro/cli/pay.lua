@@ -161,6 +161,13 @@ function commands.verify(opt, pos)
     for _, e in ipairs(opt.expect) do
       local n, v = e:match("^([^=]+)=(.*)$")
       if not n then cli.usage("--expect wants NAME=VALUE, got '%s'", e) end
+      -- a name the message lacks is a mistake in the shop's command, not in the bank's answer
+      if not (m.index[n] or m.index_ci[n:upper()]) then
+        local names = {}
+        for i, f in ipairs(m.fields) do names[i] = f[1] end
+        cli.usage("--expect %s: %s %s has no such field (it has: %s)", n, bank.name, message,
+          table.concat(names, ", "))
+      end
       expect[n] = v
     end
   end
