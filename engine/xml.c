@@ -1344,7 +1344,8 @@ static void w_put(lua_State *L, xml_writer *w, const char *s, size_t n)
     if (w->ocap - w->olen < n) {
         if (w->filemode && w->olen > 0)
             w_flush(w);
-        grow(L, &w->out, &w->ocap, w->olen + n);
+        /* in file mode the buffer holds a whole chunk, so a flush writes 64 KiB */
+        grow(L, &w->out, &w->ocap, w->olen + n + (w->filemode ? CHUNK : 0));
     }
     memcpy(w->out + w->olen, s, n);
     w->olen += n;
