@@ -35,6 +35,13 @@ dialects.sqlite = {
     "PRAGMA busy_timeout = 10000",  -- a second giro waits for the first, not fails
     "PRAGMA foreign_keys = ON",
     "PRAGMA synchronous = FULL",
+    -- A multi-row INSERT ... ON CONFLICT inside the file's transaction keeps a statement
+    -- journal (to undo just that statement); in a temporary file that was ~170,000 page
+    -- writes for 100k records.  In memory it costs at most one batch's pages.
+    "PRAGMA temp_store = MEMORY",
+    -- 4 MiB of page cache (default 2 MiB): halves the page re-reads of a 100k-record
+    -- file, and is filled by a 10k-record file too, so peak memory stays flat.
+    "PRAGMA cache_size = -4096",
   },
 }
 
