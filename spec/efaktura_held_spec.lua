@@ -2,7 +2,11 @@
 local H = dofile("spec/fixtures/efaktura/helper.lua")
 local cjson = require("cjson")
 
-describe("giro efaktura pending / decide / answer", function()
+-- The same assertions on each backend (SQLite; PostgreSQL where installed).
+for _, B in ipairs(H.backends()) do
+describe("giro efaktura pending / decide / answer (" .. B.name .. ")", function()
+  lazy_setup(function() H.use(B) end)
+  lazy_teardown(function() H.done(B) end)
   local dir, db, rule
   before_each(function()
     dir, db = H.setup()
@@ -96,6 +100,7 @@ describe("giro efaktura pending / decide / answer", function()
     assert.is_true(H.xsd_valid(ans))
   end)
 end)
+end
 
 describe("the bundled example (examples/efaktura)", function()
   it("make demo's flow runs and every response it writes is valid", function()

@@ -12,25 +12,13 @@ local MSG = {  -- spec section 6.1, exact
 }
 local DECL = '<?xml version="1.0" encoding="iso-8859-1"?>'
 
-local function status_of(db, user)
-  local driver = require("luasql.sqlite3").sqlite3()
-  local conn = driver:connect(db)
-  local cur = conn:execute("SELECT status FROM agreements WHERE thor_user_id = '" .. conn:escape(user) .. "'")
-  local row = cur:fetch({}, "a")
-  cur:close() conn:close() driver:close()
-  return row and row.status
-end
+local status_of, count_rows = H.status_of, H.count
 
-local function count_rows(db, sql)
-  local driver = require("luasql.sqlite3").sqlite3()
-  local conn = driver:connect(db)
-  local cur = conn:execute(sql)
-  local n = cur:fetch()
-  cur:close() conn:close() driver:close()
-  return math.tointeger(n)
-end
-
-describe("giro efaktura process", function()
+-- The same assertions on each backend (SQLite; PostgreSQL where installed).
+for _, B in ipairs(H.backends()) do
+describe("giro efaktura process (" .. B.name .. ")", function()
+  lazy_setup(function() H.use(B) end)
+  lazy_teardown(function() H.done(B) end)
   local dir, db
   before_each(function() dir, db = H.setup() end)
   after_each(function() H.rmdir(dir) end)
@@ -406,7 +394,7 @@ describe("giro efaktura process", function()
     p:read("a")
     p:close()
     assert.is_true(H.xsd_valid(req, H.REQUEST_XSD))
-    local gdb = dir .. "/gen.db"
+    local gdb = H.new_db(dir, "gen.db")
     assert.equal(0, (H.run({ "customers", "import", csvf, "--db", gdb })))
     local out = dir .. "/gen-r.xml"
     local rc, stdout, err = H.run({ "efaktura", "process", req, "--biller", "default", "--db", gdb, "-o", out, "--json" })
@@ -437,3 +425,4 @@ describe("giro efaktura process", function()
     assert.equal(400, count_rows(db, "SELECT count(*) FROM history"))
   end)
 end)
+end

@@ -15,14 +15,33 @@
 -- BEGIN flavour, how to open).  The SQL in the registers is written once, in the
 -- common subset: `INSERT ... ON CONFLICT (...) DO UPDATE SET x = excluded.x`,
 -- multi-row VALUES, `IN (...)`, TEXT/INTEGER columns.
+--
+-- PostgreSQL behaves as SQLite does where the registers can tell:
+--  * one writer at a time: SQLite's BEGIN IMMEDIATE takes the database's write lock;
+--    on PostgreSQL every transaction takes one transaction-scoped advisory lock
+--    (pg_advisory_xact_lock(WRITE_LOCK)), so two giro runs serialise the same way and
+--    the second one sees what the first committed (READ COMMITTED: each statement
+--    after the lock has a fresh snapshot);
+--  * TEXT compares byte by byte (SQLite's BINARY): text columns are created with
+--    COLLATE "C", whatever the database's default collation;
+--  * a failed statement aborts a PostgreSQL transaction: COMMIT after one would quietly
+--    roll back, so commit() raises instead;
+--  * the schema is created only where missing (to_regclass), so a role with only
+--    SELECT/INSERT/UPDATE rights can use a register its owner created;
+--  * the URL's password never appears in a message (store.redact, and every error
+--    text of the driver is scrubbed of it).
 local store = {}
+
+--- The transaction-scoped advisory lock every PostgreSQL write transaction takes
+-- ("giro" in ASCII); documented in docs/efaktura.md for other writers to the register.
+store.WRITE_LOCK = 0x6769726f
 
 local dialects = {}
 
 dialects.sqlite = {
   name = "sqlite",
   serial = "INTEGER PRIMARY KEY",          -- rowid alias: assigned on insert
-  begin = "BEGIN IMMEDIATE",               -- take the write lock up front
+  begin = { "BEGIN IMMEDIATE" },           -- take the write lock up front
   open = function(target)
     local ok, driver = pcall(require, "luasql.sqlite3")
     if not ok then return nil, "SQLite driver missing (Debian package lua-sql-sqlite3)" end
@@ -48,7 +67,8 @@ dialects.sqlite = {
 dialects.postgres = {
   name = "postgres",
   serial = "BIGSERIAL PRIMARY KEY",
-  begin = "BEGIN",
+  -- the equivalent of BEGIN IMMEDIATE: one writer at a time, waiting for the other
+  begin = { "BEGIN", string.format("SELECT pg_advisory_xact_lock(%d)", store.WRITE_LOCK) },
   open = function(url)
     local ok, driver = pcall(require, "luasql.postgres")
     if not ok then return nil, "PostgreSQL driver missing (Debian package lua-sql-postgres)" end
@@ -57,7 +77,27 @@ dialects.postgres = {
     if not conn then env:close() return nil, err end
     return conn, env
   end,
-  setup = { "SET client_min_messages = warning", "SET standard_conforming_strings = on" },
+  setup = { "SET client_min_messages = warning", "SET standard_conforming_strings = on",
+            "SET client_encoding = 'UTF8'" },
+  -- TEXT compares byte by byte, as in SQLite (ORDER BY account_number is the same on both)
+  ddl = function(stmt) return (stmt:gsub("%f[%w_]TEXT%f[^%w_]", 'TEXT COLLATE "C"')) end,
+  -- the object a CREATE ... IF NOT EXISTS statement makes, to skip it when it exists
+  -- (PostgreSQL checks the CREATE privilege before IF NOT EXISTS)
+  creates = function(stmt) return stmt:match("^%s*CREATE%s+%u+%s+IF%s+NOT%s+EXISTS%s+([%w_]+)") end,
+  aborts_on_error = true,
+  -- Ids as SQLite assigns them (max + 1): a sequence is not transactional, so a rolled-back
+  -- transaction (a crash, a refused file) would leave a gap and the rerun would number its
+  -- rows differently.  Under the write lock no other giro inserts, so setting each serial's
+  -- sequence to max(id) + 1 at BEGIN gives the ids an uninterrupted run would have.
+  locked = function(db)
+    if not db.serials or #db.serials == 0 then return end
+    local parts = {}
+    for i, s in ipairs(db.serials) do
+      parts[i] = string.format("setval(pg_get_serial_sequence('%s', '%s'), (SELECT coalesce(max(%s), 0) + 1 FROM %s), false)",
+        s[1], s[2], s[2], s[1])
+    end
+    db:exec("SELECT " .. table.concat(parts, ", "))
+  end,
 }
 
 store.dialects = dialects
@@ -71,6 +111,56 @@ function store.parse_url(url)
   return dialects.sqlite, path
 end
 
+local function is_pg_url(url)
+  return type(url) == "string" and (url:match("^postgres://") or url:match("^postgresql://")) ~= nil
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- The URL as it may be shown: a password (user:PASSWORD@ or ?password=) becomes ***.
+function store.redact(url)
+  if not is_pg_url(url) then return url end
+  local shown = url:gsub("^(%a+://[^:/@?#]*):[^@/?#]*@", "%1:***@")
+  shown = shown:gsub("([?&]password=)[^&#]*", "%1***")
+  return shown
+end
+
+-- The secrets in a PostgreSQL URL, as written and percent-decoded (longest first).
+local function secrets(url)
+  local out = {}
+  if not is_pg_url(url) then return out end
+  local function add(p)
+    if p and p ~= "" then
+      out[#out + 1] = p
+      local d = unescape(p)
+      if d ~= p then out[#out + 1] = d end
+    end
+  end
+  add(url:match("^%a+://[^:/@?#]*:([^@/?#]*)@"))
+  for p in url:gmatch("[?&]password=([^&#]*)") do add(p) end
+  table.sort(out, function(a, b) return #a > #b end)
+  return out
+end
+
+-- A message with every secret of the URL replaced by ***: libpq quotes the whole
+-- connection string in some of its errors ("invalid URI query parameter", ...).
+local function scrub(text, list)
+  text = tostring(text)
+  for _, p in ipairs(list) do
+    local i = 1
+    while true do
+      local a, b = text:find(p, i, true)
+      if not a then break end
+      text = text:sub(1, a - 1) .. "***" .. text:sub(b + 1)
+      i = a + 3
+    end
+  end
+  return text
+end
+store.scrub = function(text, url) return scrub(text, secrets(url)) end
+
 local DB = {}
 DB.__index = DB
 
@@ -78,15 +168,16 @@ DB.__index = DB
 function store.open(url)
   local dialect, target = store.parse_url(url)
   if not dialect then return nil, target end
+  local hidden = secrets(target)
   local conn, env = dialect.open(target)
   if not conn then
-    local shown = dialect.name == "postgres" and target:gsub("//([^:/@]+):[^@]*@", "//%1:***@") or target
-    return nil, string.format("cannot open database %s: %s", shown, tostring(env))
+    local why = tostring(env):gsub("%s+$", "")   -- libpq ends its messages with a newline
+    return nil, scrub(string.format("cannot open database %s: %s", store.redact(target), why), hidden)
   end
-  local db = setmetatable({ conn = conn, env = env, dialect = dialect, depth = 0 }, DB)
+  local db = setmetatable({ conn = conn, env = env, dialect = dialect, depth = 0, secrets = hidden }, DB)
   for _, s in ipairs(dialect.setup) do
     local ok, err = conn:execute(s)
-    if not ok then db:close() return nil, "cannot set up database: " .. tostring(err) end
+    if not ok then db:close() return nil, scrub("cannot set up database: " .. tostring(err), hidden) end
     if type(ok) == "userdata" then ok:close() end  -- a PRAGMA answers with a row
   end
   return db
@@ -224,7 +315,8 @@ function DB:list(values)
 end
 
 local function raise(self, err, stmt)
-  error(string.format("giro.store: %s (in: %s)", tostring(err), stmt:sub(1, 200)), 3)
+  if self.depth > 0 then self.failed = true end
+  error(scrub(string.format("giro.store: %s (in: %s)", tostring(err), stmt:sub(1, 200)), self.secrets), 3)
 end
 
 --- Run a statement; returns the number of rows affected (a statement's result rows are discarded).
@@ -262,18 +354,26 @@ function DB:first(stmt, ...)
 end
 
 function DB:begin()
-  self:exec(self.dialect.begin)
-  self.depth = 1
+  local steps = self.dialect.begin
+  self:exec(steps[1])
+  self.depth, self.failed = 1, false
+  for i = 2, #steps do self:exec(steps[i]) end
+  if self.dialect.locked then self.dialect.locked(self) end
 end
 
 function DB:commit()
+  if self.failed and self.dialect.aborts_on_error then
+    -- PostgreSQL answers COMMIT of an aborted transaction with a quiet ROLLBACK
+    self:rollback()
+    error("giro.store: a statement of this transaction failed: rolled back, nothing committed", 2)
+  end
   self:exec("COMMIT")
-  self.depth = 0
+  self.depth, self.failed = 0, false
 end
 
 function DB:rollback()
   if self.depth > 0 then
-    self.depth = 0
+    self.depth, self.failed = 0, false
     self.conn:execute("ROLLBACK")
   end
 end
@@ -297,10 +397,34 @@ function store.int(v)
 end
 
 --- Create the tables named in `ddl` (a list of statements with {serial} placeholders).
+-- On PostgreSQL only what is missing is created, in one transaction under the write
+-- lock (two first runs at once must not race on CREATE TABLE).
 function DB:ensure(ddl)
+  local d = self.dialect
+  local serials = {}   -- (table, column) of each {serial}: see the dialect's locked()
   for _, stmt in ipairs(ddl) do
-    self:exec((stmt:gsub("{serial}", self.dialect.serial)))
+    local t, c = stmt:match("^%s*CREATE%s+TABLE%s+IF%s+NOT%s+EXISTS%s+([%w_]+)%s*%(%s*([%w_]+)%s+{serial}")
+    if t then serials[#serials + 1] = { t, c } end
   end
+  local function create()
+    for _, stmt in ipairs(ddl) do
+      stmt = stmt:gsub("{serial}", d.serial)
+      if d.ddl then stmt = d.ddl(stmt) end
+      local name = d.creates and d.creates(stmt)
+      if not (name and self:first("SELECT to_regclass(?) AS t", name).t) then self:exec(stmt) end
+    end
+  end
+  if d.creates then
+    local missing = false
+    for _, stmt in ipairs(ddl) do
+      local name = d.creates(stmt)
+      if not name or not self:first("SELECT to_regclass(?) AS t", name).t then missing = true break end
+    end
+    if missing then self:transaction(create) end
+  else
+    create()
+  end
+  self.serials = serials
 end
 
 function DB:close()

@@ -273,7 +273,7 @@ end
 ------------------------------------------------------------------------------------------
 -- agreements
 
-local INT_COLUMNS = { id = true, line = true, file_id = true }
+local INT_COLUMNS = { id = true, line = true, file_id = true, seq = true, records = true, answers = true }
 local function fix_ints(row)
   for k in pairs(INT_COLUMNS) do if row[k] ~= nil then row[k] = store.int(row[k]) end end
   return row
