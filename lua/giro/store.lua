@@ -41,6 +41,9 @@ local dialects = {}
 dialects.sqlite = {
   name = "sqlite",
   serial = "INTEGER PRIMARY KEY",          -- rowid alias: assigned on insert
+  -- a table looked up only by its TEXT primary key: one B-tree instead of a table and its
+  -- index (half the page reads per lookup)
+  without_rowid = " WITHOUT ROWID",
   begin = { "BEGIN IMMEDIATE" },           -- take the write lock up front
   open = function(target)
     local ok, driver = pcall(require, "luasql.sqlite3")
@@ -408,7 +411,7 @@ function DB:ensure(ddl)
   end
   local function create()
     for _, stmt in ipairs(ddl) do
-      stmt = stmt:gsub("{serial}", d.serial)
+      stmt = stmt:gsub("{serial}", d.serial):gsub("{without_rowid}", d.without_rowid or "")
       if d.ddl then stmt = d.ddl(stmt) end
       local name = d.creates and d.creates(stmt)
       if not (name and self:first("SELECT to_regclass(?) AS t", name).t) then self:exec(stmt) end

@@ -35,7 +35,7 @@ local DDL = {
       last_name TEXT NOT NULL,
       efaktura INTEGER NOT NULL,
       extra TEXT NOT NULL,
-      updated_at TEXT NOT NULL)]],
+      updated_at TEXT NOT NULL){without_rowid}]],
   [[CREATE TABLE IF NOT EXISTS files (
       id {serial},
       kind TEXT NOT NULL,
