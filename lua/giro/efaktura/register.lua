@@ -128,7 +128,28 @@ Reg.__close = Reg.close
 -- customers
 
 -- A customer: account_number, first_name, last_name, efaktura (boolean) and the CSV's
--- further columns.  Those are decoded from JSON only when a rule first asks for one.
+-- further columns (stored as a JSON object in `extra`).  Many customers share the same
+-- extra columns (a product name, a region): decoded objects of plain values are kept
+-- for the next customer with the same text (a bounded memo; each customer still gets
+-- its own table).
+local EXTRA_MAX = 1024
+local extra_memo, extra_n = {}, 0
+
+local function decode_extra(extra)
+  local t = extra_memo[extra]
+  if t then return t end
+  local ok, d = pcall(cjson.decode, extra)
+  if not ok or type(d) ~= "table" then d = false end
+  if d then
+    for _, v in pairs(d) do
+      if type(v) == "table" then return d end     -- nested values: not shared between customers
+    end
+  end
+  if extra_n >= EXTRA_MAX then extra_memo, extra_n = {}, 0 end
+  extra_memo[extra], extra_n = d, extra_n + 1
+  return d
+end
+
 local function customer_from_row(row)
   if not row then return nil end
   local c = {
@@ -139,8 +160,8 @@ local function customer_from_row(row)
   }
   local extra = row.extra
   if extra and extra ~= "{}" then
-    local ok, t = pcall(cjson.decode, extra)
-    if ok and type(t) == "table" then
+    local t = decode_extra(extra)
+    if t then
       for k, v in pairs(t) do if c[k] == nil then c[k] = v end end
     end
   end
