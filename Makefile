@@ -35,7 +35,13 @@ DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec
 
 .PHONY: all deps deps-test test test-normal test-asan demo bench install uninstall clean
 
-all: giro
+all: giro build/luac.stamp
+
+# giro's Lua library precompiled to bytecode (see tools/compile-lua.lua): the host
+# loads a cached chunk only while it is newer than its source.
+LUA_SRC := $(shell find lua -name '*.lua')
+build/luac.stamp: giro $(LUA_SRC) tools/compile-lua.lua
+	@./giro run tools/compile-lua.lua lua build/luac && touch $@
 
 giro: $(OBJ) $(MODS)
 	$(CC) $(CFLAGS) -o $@ $(OBJ) $(CORE_LIBS)
@@ -71,20 +77,21 @@ deps-test:
 # Every spec twice: the normal build, then the ASan+UBSan build (any leak or
 # sanitizer report fails it).  The last line is the combined "N passed, N failed".
 test: deps-test
-	@$(MAKE) --no-print-directory giro build/asan/giro
+	@$(MAKE) --no-print-directory all build/asan/giro
 	@sh .ci/test.sh
 
-demo: deps giro
+demo: deps all
 	@sh examples/efaktura/demo.sh
 
-bench: deps-test giro
+bench: deps-test all
 	@sh bench/run.sh
 
-install: giro
+install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/giro $(DESTDIR)$(PREFIX)/lib/giro/giro
 	install -m 755 giro $(DESTDIR)$(PREFIX)/bin/giro
 	install -m 644 $(MODS) $(DESTDIR)$(PREFIX)/lib/giro/giro/
 	cp -R lua rules $(DESTDIR)$(PREFIX)/share/giro/
+	./giro run tools/compile-lua.lua $(DESTDIR)$(PREFIX)/share/giro/lua $(DESTDIR)$(PREFIX)/share/giro/luac
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/giro

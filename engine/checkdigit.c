@@ -188,6 +188,27 @@ static int cd_fi_check(lua_State *L)
     return mod10_digit(L, w731, 3);
 }
 
+/* Shared with giro.record's field checker (giro.h): 1 when s, all digits,
+ * ends in the mod-10 check digit of the digits before it, weighted from the
+ * digit next to it leftwards by w[0], w[1], ... cycling (7, 3, 1 for Finnish
+ * references). */
+int giro_mod10_check(const char *s, size_t len, const unsigned char *w, size_t nw)
+{
+    if (len < 2 || nw == 0)
+        return 0;
+    unsigned sum = 0;
+    size_t k = 0;
+    for (size_t p = len - 1; p > 0; p--) {
+        unsigned char c = (unsigned char)s[p - 1];
+        if (c < '0' || c > '9')
+            return 0;
+        sum = (sum + (unsigned)(c - '0') * w[k]) % 10;
+        if (++k == nw)
+            k = 0;
+    }
+    return (unsigned char)s[len - 1] == '0' + (10 - sum) % 10;
+}
+
 /* Fold one character into a running mod-97 remainder; -1 on a bad one. */
 static int mod97_step(int r, unsigned char c)
 {

@@ -45,11 +45,16 @@ lua_State *giro_newstate(giro_alloc *ga, const char *argv0, char *err, size_t er
 /* message handler for lua_pcall: appends a traceback to string errors */
 int giro_traceback(lua_State *L);
 
+/* checkdigit.c: mod-10 check digit under cycled weights (also used by record.c) */
+int giro_mod10_check(const char *s, size_t len, const unsigned char *w, size_t nw);
+
 /* The modules of the core, in package.preload under these names. */
 int luaopen_giro_hash(lua_State *L);     /* hash.c     */
 int luaopen_giro_xml(lua_State *L);      /* xml.c      */
 int luaopen_giro_http(lua_State *L);     /* http.c     */
 int luaopen_giro_checkdigit(lua_State *L); /* checkdigit.c */
+int luaopen_giro_url(lua_State *L);      /* url.c      */
+int luaopen_giro_record(lua_State *L);   /* record.c   */
 int luaopen_giro_sandbox(lua_State *L);  /* sandbox.c  */
 int luaopen_giro_readline(lua_State *L); /* readline.c */
 

@@ -1,5 +1,6 @@
 /*
- * giro.http — HTTP(S) client on libcurl, plus URL/form encoding helpers.
+ * giro.http — HTTP(S) client on libcurl, plus giro.url's URL/form encoding
+ * helpers under giro.http names.
  *
  *   http.request{ method, url, headers, body | form, timeout, ca_file,
  *                 client_cert, client_key, key_password, max_body }
@@ -39,197 +40,9 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static const char HEX[] = "0123456789ABCDEF";
-
-static int is_unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-        || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Append s percent-encoded; form = 1 writes spaces as '+'. */
-static void add_encoded(luaL_Buffer *b, const char *s, size_t n, int form)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (is_unreserved(c)) {
-            luaL_addchar(b, (char)c);
-        } else if (form && c == ' ') {
-            luaL_addchar(b, '+');
-        } else {
-            luaL_addchar(b, '%');
-            luaL_addchar(b, HEX[c >> 4]);
-            luaL_addchar(b, HEX[c & 15]);
-        }
-    }
-}
-
-/* Push the decoded s ('+' as space) and return 1, or push nothing and
- * return 0 with the offending byte offset (1-based) in *bad. */
-static int push_decoded(lua_State *L, const char *s, size_t n, size_t *bad)
-{
-    for (size_t i = 0; i < n; i++) {     /* validate first: no half-built buffer */
-        if (s[i] == '%') {
-            if (n - i < 3 || hexval((unsigned char)s[i + 1]) < 0
-                || hexval((unsigned char)s[i + 2]) < 0) {
-                *bad = i + 1;
-                return 0;
-            }
-            i += 2;
-        }
-    }
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            luaL_addchar(&b, (char)(hexval((unsigned char)s[i + 1]) * 16
-                                    + hexval((unsigned char)s[i + 2])));
-            i += 2;
-        } else {
-            luaL_addchar(&b, s[i] == '+' ? ' ' : s[i]);
-        }
-    }
-    luaL_pushresult(&b);
-    return 1;
-}
-
-static int h_urlencode(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    add_encoded(&b, s, n, 0);
-    luaL_pushresult(&b);
-    return 1;
-}
-
-static int h_urldecode(lua_State *L)
-{
-    size_t n, bad = 0;
-    const char *s = luaL_checklstring(L, 1, &n);
-    if (push_decoded(L, s, n, &bad))
-        return 1;
-    lua_pushnil(L);
-    lua_pushfstring(L, "giro.http.urldecode: malformed percent escape at byte %d "
-                    "(expected %%XX with two hex digits)", (int)bad);
-    return 2;
-}
-
-/* A table that must be a list: any key outside 1..#t is refused so that a
- * map passed by mistake is not silently encoded as "". */
-static lua_Integer check_list(lua_State *L, int arg, const char *fname)
-{
-    luaL_checktype(L, arg, LUA_TTABLE);
-    lua_Integer n = (lua_Integer)luaL_len(L, arg);
-    lua_pushnil(L);
-    while (lua_next(L, arg) != 0) {
-        lua_pop(L, 1);                                   /* keep the key */
-        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
-            lua_pop(L, 1);
-            return luaL_error(L, "%s: expected a list of {name, value} pairs", fname);
-        }
-    }
-    return n;
-}
-
-/* Pair i of the list at arg: pushes name and value (strings; numbers are
- * converted), raising with the index on anything else. */
-static void get_pair(lua_State *L, int arg, lua_Integer i, const char *fname)
-{
-    if (lua_rawgeti(L, arg, i) != LUA_TTABLE)
-        luaL_error(L, "%s: item %d is a %s, expected {name, value}", fname, (int)i,
-                   luaL_typename(L, -1));
-    for (int k = 1; k <= 2; k++) {
-        int t = lua_rawgeti(L, -k, k);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            luaL_error(L, "%s: item %d: %s is a %s, expected a string", fname, (int)i,
-                       k == 1 ? "name" : "value", luaL_typename(L, -1));
-        lua_tostring(L, -1);                             /* numbers to strings in place */
-    }
-    lua_remove(L, -3);                                   /* [name, value] */
-}
-
-static void form_encode_list(lua_State *L, int arg, const char *fname)
-{
-    lua_Integer n = check_list(L, arg, fname);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (lua_Integer i = 1; i <= n; i++) {
-        /* luaL_Buffer keeps a slot on the stack: fetch the pair, copy it into
-         * a plain string on top, then add from there. */
-        get_pair(L, arg, i, fname);                      /* [..buf, name, value] */
-        size_t nn, vn;
-        const char *name = lua_tolstring(L, -2, &nn);
-        const char *value = lua_tolstring(L, -1, &vn);
-        luaL_Buffer piece;
-        luaL_buffinit(L, &piece);
-        if (i > 1)
-            luaL_addchar(&piece, '&');
-        add_encoded(&piece, name, nn, 1);
-        luaL_addchar(&piece, '=');
-        add_encoded(&piece, value, vn, 1);
-        luaL_pushresult(&piece);                         /* [..buf, name, value, piece] */
-        lua_replace(L, -3);                              /* [..buf, piece, value] */
-        lua_pop(L, 1);                                   /* [..buf, piece] */
-        luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-}
-
-static int h_form_encode(lua_State *L)
-{
-    form_encode_list(L, 1, "giro.http.form_encode");
-    return 1;
-}
-
-static int h_parse_query(lua_State *L)
-{
-    size_t n;
-    const char *const start = luaL_checklstring(L, 1, &n);
-    const char *const end = start + n;
-    const char *s = start;
-    if (s < end && *s == '?')
-        s++;
-    lua_newtable(L);                                     /* [list] */
-    lua_Integer count = 0;
-    size_t bad = 0;
-    for (const char *stop; s < end; s = stop + (stop < end)) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        stop = amp ? amp : end;
-        if (stop == s)                                   /* empty segment: skip */
-            continue;
-        const char *eq = memchr(s, '=', (size_t)(stop - s));
-        const char *nend = eq ? eq : stop;
-        const char *v = eq ? eq + 1 : stop;
-        lua_createtable(L, 2, 0);                        /* [list, pair] */
-        if (!push_decoded(L, s, (size_t)(nend - s), &bad)) {
-            bad += (size_t)(s - start);
-            goto malformed;
-        }
-        lua_rawseti(L, -2, 1);
-        if (!push_decoded(L, v, (size_t)(stop - v), &bad)) {
-            bad += (size_t)(v - start);
-            goto malformed;
-        }
-        lua_rawseti(L, -2, 2);
-        lua_rawseti(L, -2, ++count);                     /* [list] */
-    }
-    return 1;
-malformed:
-    lua_pushnil(L);
-    lua_pushfstring(L, "giro.http.parse_query: malformed percent escape at byte %d "
-                    "(expected %%XX with two hex digits)", (int)bad);
-    return 2;
-}
+/* The URL and form helpers are giro.url's (engine/url.c, in the executable):
+ * luaopen_giro_http re-exports its C functions under giro.http names. */
+static const char *const url_funcs[] = { "urlencode", "urldecode", "form_encode", "parse_query", NULL };
 
 /* ---------------------------------------------------------------- request */
 
@@ -607,8 +420,10 @@ static int h_request(lua_State *L)
         if (!lua_istable(L, -1))
             return luaL_error(L, "giro.http.request: field 'form' is a %s, expected a list "
                               "of {name, value}", luaL_typename(L, -1));
-        form_encode_list(L, lua_gettop(L), "giro.http.request: form");
-        body = lua_tolstring(L, -1, &body_len);          /* [.., form, encoded] */
+        lua_pushvalue(L, lua_upvalueindex(2));           /* giro.url's form_encode */
+        lua_insert(L, -2);
+        lua_call(L, 1, 1);
+        body = lua_tolstring(L, -1, &body_len);          /* [.., encoded] */
     }
     /* (the encoded form stays on the stack, so body lives until we return) */
 
@@ -749,13 +564,17 @@ static int global_gc(lua_State *L)
     return 0;
 }
 
-static const luaL_Reg http_funcs[] = {
-    { "urlencode", h_urlencode },
-    { "urldecode", h_urldecode },
-    { "form_encode", h_form_encode },
-    { "parse_query", h_parse_query },
-    { NULL, NULL }
-};
+/* giro.url's C function `name` as a closure that names itself `shown` */
+static void push_url_func(lua_State *L, int url, const char *name, const char *shown)
+{
+    lua_getfield(L, url, name);
+    lua_CFunction f = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    if (f == NULL)
+        luaL_error(L, "giro.http: giro.url.%s is missing", name);
+    lua_pushstring(L, shown);
+    lua_pushcclosure(L, f, 1);
+}
 
 int luaopen_giro_http(lua_State *L)
 {
@@ -770,14 +589,25 @@ int luaopen_giro_http(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 
-    luaL_newlib(L, http_funcs);                          /* [M] */
-    http_global *g = lua_newuserdatauv(L, sizeof *g, 0); /* [M, g] */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "giro.url");
+    lua_call(L, 1, 1);                                   /* [url] */
+    int url = lua_gettop(L);
+    lua_newtable(L);                                     /* [url, M] */
+    for (const char *const *n = url_funcs; *n; n++) {
+        lua_pushfstring(L, "giro.http.%s", *n);
+        push_url_func(L, url, *n, lua_tostring(L, -1));  /* [url, M, shown, fn] */
+        lua_setfield(L, -3, *n);
+        lua_pop(L, 1);
+    }
+    http_global *g = lua_newuserdatauv(L, sizeof *g, 0); /* [url, M, g] */
     g->inited = 0;
     luaL_setmetatable(L, GLOBAL_MT);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return luaL_error(L, "giro.http: curl_global_init failed");
     g->inited = 1;
-    lua_pushcclosure(L, h_request, 1);                   /* [M, request] */
+    push_url_func(L, url, "form_encode", "giro.http.request: form");  /* [url, M, g, enc] */
+    lua_pushcclosure(L, h_request, 2);                   /* [url, M, request] */
     lua_setfield(L, -2, "request");
     return 1;
 }

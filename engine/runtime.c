@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <lualib.h>
 #include "giro.h"
@@ -19,6 +20,8 @@
 static const luaL_Reg giro_modules[] = {
     { "giro.hash",       luaopen_giro_hash },
     { "giro.checkdigit", luaopen_giro_checkdigit },
+    { "giro.url",        luaopen_giro_url },
+    { "giro.record",     luaopen_giro_record },
     { "giro.sandbox",    luaopen_giro_sandbox },
     { "giro.readline",   luaopen_giro_readline },
     { NULL, NULL }
@@ -138,6 +141,93 @@ static void drop_cwd_entries(lua_State *L, const char *field)
     lua_pop(L, 1);
 }
 
+/* 1 when a's modification time is at or after b's. */
+static int not_older(const struct stat *a, const struct stat *b)
+{
+    if (a->st_mtim.tv_sec != b->st_mtim.tv_sec)
+        return a->st_mtim.tv_sec > b->st_mtim.tv_sec;
+    return a->st_mtim.tv_nsec >= b->st_mtim.tv_nsec;
+}
+
+/* A package.searchers entry placed before Lua's own: giro's library modules
+ * ("giro.*") from the bytecode cache that `make` builds (tools/compile-lua.lua),
+ * but only when the cached chunk is at least as new as its source and no
+ * GIRO_PATH directory overrides the module; anything else falls through to the
+ * normal source search.  Upvalues: root, cache dir, GIRO_PATH dirs (a table). */
+static int bytecode_searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *root = lua_tostring(L, lua_upvalueindex(1));
+    const char *cache = lua_tostring(L, lua_upvalueindex(2));
+    char rel[256];
+    size_t n = strlen(name);
+    if (strncmp(name, "giro.", 5) != 0 || n >= sizeof rel)
+        return 0;
+    for (size_t i = 0; i <= n; i++)
+        rel[i] = name[i] == '.' ? '/' : name[i];
+    static const char *const suffixes[] = { ".lua", "/init.lua" };
+    char src[PATH_MAX], bc[PATH_MAX];
+    struct stat ss, bs;
+    lua_Integer ndirs = (lua_Integer)lua_rawlen(L, lua_upvalueindex(3));
+    for (lua_Integer d = 1; d <= ndirs; d++) {          /* a user's override wins */
+        lua_rawgeti(L, lua_upvalueindex(3), d);
+        const char *dir = lua_tostring(L, -1);
+        for (int k = 0; k < 2; k++) {
+            snprintf(src, sizeof src, "%s/lua/%s%s", dir, rel, suffixes[k]);
+            if (stat(src, &ss) == 0)
+                return 0;
+        }
+        lua_pop(L, 1);
+    }
+    for (int k = 0; k < 2; k++) {
+        snprintf(src, sizeof src, "%s/lua/%s%s", root, rel, suffixes[k]);
+        if (stat(src, &ss) != 0)
+            continue;
+        int len = snprintf(bc, sizeof bc, "%s/%s%s", cache, rel, suffixes[k]);
+        if (len < 0 || (size_t)len >= sizeof bc || stat(bc, &bs) != 0 || !not_older(&bs, &ss))
+            return 0;
+        if (luaL_loadfilex(L, bc, "b") != LUA_OK) {      /* unusable cache: use the source */
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_pushstring(L, src);
+        return 2;
+    }
+    return 0;
+}
+
+/* Insert the bytecode searcher at package.searchers[2] (after preload) when a
+ * cache exists: <root>/build/luac (source tree) or <root>/luac (installed). */
+static void add_bytecode_searcher(lua_State *L, int package, const char *root, int dirs)
+{
+    static const char *const caches[] = { "%s/build/luac", "%s/luac" };
+    char cache[PATH_MAX + 16];
+    struct stat st;
+    for (int i = 0; i < 2; i++) {
+        int len = snprintf(cache, sizeof cache, caches[i], root);
+        if (len > 0 && (size_t)len < sizeof cache && stat(cache, &st) == 0 && S_ISDIR(st.st_mode)) {
+            lua_getfield(L, package, "searchers");      /* [.., searchers] */
+            lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+            for (lua_Integer k = n; k >= 2; k--) {
+                lua_rawgeti(L, -1, k);
+                lua_rawseti(L, -2, k + 1);
+            }
+            lua_pushstring(L, root);
+            lua_pushstring(L, cache);
+            lua_createtable(L, 0, 0);                   /* GIRO_PATH dirs without root */
+            lua_Integer nd = (lua_Integer)lua_rawlen(L, dirs) - 1;
+            for (lua_Integer k = 1; k <= nd; k++) {
+                lua_rawgeti(L, dirs, k);
+                lua_rawseti(L, -2, k);
+            }
+            lua_pushcclosure(L, bytecode_searcher, 3);
+            lua_rawseti(L, -2, 2);
+            lua_pop(L, 1);
+            return;
+        }
+    }
+}
+
 /* package.path = GIRO_PATH entries, giro's library, then Lua's default (so
  * Debian's busted, LuaSQL and cjson load with a plain require) without its
  * "./" entries; package.cpath = giro's C modules, then Lua's default without "./". */
@@ -175,6 +265,7 @@ static void set_paths(lua_State *L, const char *root, const char *moddir)
     lua_pushfstring(L, "%s/?.so;%s", moddir, lua_tostring(L, -1));
     lua_setfield(L, -4, "cpath");
     lua_pop(L, 1);                                      /* [package, dirs] */
+    add_bytecode_searcher(L, lua_absindex(L, -2), root, lua_absindex(L, -1));
 
     /* giro.host: read-only facts about this process for the Lua library */
     lua_newtable(L);                                    /* [package, dirs, host] */

@@ -35,7 +35,7 @@ local pay  -- loaded on demand (keeps `giro help` light)
 local function bank_or_fail(name)
   pay = pay or require("giro.pay")
   if not name then cli.usage("which bank? (see: giro pay banks)") end
-  local b, err = pay.bank(name)
+  local b, err = pay.bank(name, { lazy = true })   -- only the messages this command uses
   if not b then
     if err:find("^no bank definition") then cli.usage("%s", err) end
     cli.env("%s", err)
@@ -79,7 +79,10 @@ end
 
 local function message_or_fail(bank, name)
   local m, err = bank:message(name)
-  if not m then cli.usage("%s", err) end
+  if not m then
+    if bank.compiled.def.messages[name] ~= nil then cli.env("%s", err) end  -- a broken definition
+    cli.usage("%s", err)
+  end
   return m
 end
 

@@ -1,26 +1,30 @@
 --- The generic payment-message engine: turns a bank definition (plain data, see docs/banks.md)
 -- into compiled plans that build requests and verify incoming messages.
 --
--- Compilation happens once per definition: every field becomes two closures (formats.lua),
--- every (message, version) a plan with flat arrays and a MAC recipe with a reusable buffer,
--- so building or verifying a message walks arrays only.
+-- Compilation happens once per definition: every field becomes two closures and a fast path
+-- (formats.lua), every (message, version) a plan: flat arrays indexed by the field's position k in
+-- the plan, two giro.record layouts (build, verify) and a MAC recipe.  Building or verifying a
+-- message is then one giro.record call for the common values, the closures only for the values it
+-- stops at, a few `post` checks, and one giro.hash.hex_join for the MAC.
 --
 --   local c = engine.compile(def)             -- nil, message on a bad definition
 --   c.messages[name]:build(input, opts)       -- opts.key, opts.version, opts.today, opts.env
 --   c.messages[name]:verify(input, opts)      -- opts.key, opts.expect
 local hash = require("giro.hash")
+local record = require("giro.record")
+local url = require("giro.url")
 local formats = require("giro.pay.formats")
 local charset = require("giro.pay.charset")
 
-local find, sub, gsub, gmatch, upper, char, format = string.find, string.sub, string.gsub,
-  string.gmatch, string.upper, string.char, string.format
-local concat, tonumber, type, next, tostring = table.concat, tonumber, type, next, tostring
-local hex, equal = hash.hex, hash.equal
+local find, sub, upper, format = string.find, string.sub, string.upper, string.format
+local concat, type, next, tostring = table.concat, type, next, tostring
+local hex_join, equal, count_keys = hash.hex_join, hash.equal, record.count
+local parse_query_map = url.parse_query_map
 
 local engine = {}
 
-local HASHES = { md5 = hash.md5, sha1 = hash.sha1, sha256 = hash.sha256, sha512 = hash.sha512 }
 local HEXLEN = { md5 = 32, sha1 = 40, sha256 = 64, sha512 = 128 }
+local NO_OPTS = {}
 
 local Message = {}
 Message.__index = Message
@@ -56,11 +60,11 @@ local function recipe_for(mac, version)
   return r
 end
 
-local function compile_mac(r, where, index, active)
+-- index: field name -> position in the message; k_of: that position -> position k in the plan
+local function compile_mac(r, where, index, k_of)
   if not r.field then return nil, where .. ": mac.field is missing" end
   local alg = r.alg or "sha256"
-  local hashfn = HASHES[alg]
-  if not hashfn then return nil, where .. ": unknown MAC algorithm '" .. tostring(alg) .. "'" end
+  if not HEXLEN[alg] then return nil, where .. ": unknown MAC algorithm '" .. tostring(alg) .. "'" end
   if type(r.fields) ~= "table" then return nil, where .. ": mac.fields must list the fields" end
   local case = r.case or "upper"
   if case ~= "upper" and case ~= "lower" then return nil, where .. ": mac.case must be upper or lower" end
@@ -71,48 +75,54 @@ local function compile_mac(r, where, index, active)
     return nil, where .. ": mac.absent must be omit, empty or error"
   end
   local m = {
-    field = r.field, alg = alg, hashfn = hashfn, case = case, key_first = key == "first",
+    field = r.field, alg = alg, case = case, key_first = key == "first",
     sep = r.sep or "&", trailing = r.trailing ~= false, absent = absent, any_case = r.any_case,
     key_length = r.key_length, key_min = r.key_min or 1, blanks = r.blanks ~= false,
-    idx = {}, names = {}, n = #r.fields, buf = {},
+    ks = {}, names = {}, n = #r.fields,
   }
-  m.mac_index = index[r.field]
-  if not m.mac_index or not active[m.mac_index] then
+  local gi = index[r.field]
+  m.mac_k = gi and k_of[gi]
+  if not m.mac_k then
     return nil, where .. ": MAC field " .. r.field .. " is not one of the message's fields"
   end
   for j, name in ipairs(r.fields) do
-    local gi = index[name]
-    if not gi or not active[gi] then
+    local k = index[name] and k_of[index[name]]
+    if not k then
       return nil, where .. ": MAC input " .. tostring(name) .. " is not one of the message's fields"
     end
-    m.idx[j], m.names[j] = gi, name
+    m.ks[j], m.names[j] = k, name
   end
+  -- the parts for hash.joiner: 0 stands for the key; building has the values by position k,
+  -- verifying by name (the parsed message itself)
+  local by_k, by_name = { table.unpack(m.ks) }, { table.unpack(m.names) }
+  table.insert(by_k, m.key_first and 1 or #by_k + 1, 0)
+  table.insert(by_name, m.key_first and 1 or #by_name + 1, 0)
+  m.joiner = hash.joiner(alg, case, m.sep, m.trailing, by_k)
+  m.map_joiner = hash.joiner(alg, case, m.sep, m.trailing, by_name)
   return m
 end
 
--- Compute the MAC over values (indexed by the message's field index) with the key.
--- The recipe's buffer is reused and the key's slot scrubbed afterwards.
-local function compute_mac(m, vals, key)
-  local parts, np = m.buf, 0
-  if m.key_first then np = 1; parts[1] = key end
-  local idx, absent = m.idx, m.absent
-  for j = 1, m.n do
-    local v = vals[idx[j]]
-    if v ~= nil then
-      np = np + 1; parts[np] = v
-    elseif absent == "empty" then
-      np = np + 1; parts[np] = ""
-    elseif absent == "error" then
-      parts[1] = ""
-      return nil, m.names[j]
-    end
+-- Compute the MAC over vals (indexed by the plan's k; by name when by_name) with the key: hex,
+-- or nil, name of a missing field (absent = "error").
+local function compute_mac(m, vals, key, by_name)
+  if by_name then
+    if m.absent == "omit" then return m.map_joiner:hex(vals, key) end
+    local t = {}
+    for j = 1, m.n do t[m.ks[j]] = vals[m.names[j]] end
+    vals = t
   end
-  local keypos = 1
-  if not m.key_first then np = np + 1; parts[np] = key; keypos = np end
-  if m.trailing then np = np + 1; parts[np] = "" end
-  local s = concat(parts, m.sep, 1, np)
-  parts[keypos] = ""
-  return hex(m.hashfn(s), m.case)
+  if m.absent ~= "omit" then
+    local t, n = {}, 0
+    if m.key_first then n = 1; t[1] = key end
+    for j = 1, m.n do
+      local v = vals[m.ks[j]]
+      if v == nil and m.absent == "error" then return nil, m.names[j] end
+      n = n + 1; t[n] = v or ""
+    end
+    if not m.key_first then t[n + 1] = key end
+    return hex_join(m.alg, m.case, m.sep, m.trailing, t)
+  end
+  return m.joiner:hex(vals, key)
 end
 engine.compute_mac = compute_mac
 
@@ -126,14 +136,51 @@ local function check_key(m, key)
   return true
 end
 
+-- The giro.record layout of a plan for building or verifying, and the post checks of its fast
+-- paths as two parallel lists (k, function).
+local function compile_layout(plan, mode)
+  local specs, post_k, post_fn = {}, {}, {}
+  for k = 1, plan.n do
+    local f = plan.fast[k][mode]
+    local fixed = plan.fixed[k] or nil
+    local spec = { name = plan.names[k] }
+    spec.fixed = fixed
+    if mode == "build" then
+      spec.value = fixed or plan.default[k] or nil
+      spec.required = plan.req[k] and k ~= plan.mac_k
+      if k == plan.mac_k then f = nil end        -- computed: a given value is refused (slow path)
+    else
+      spec.required = plan.req[k] or fixed ~= nil
+    end
+    if f and not fixed then
+      for key, v in pairs(f) do if key ~= "post" then spec[key] = v end end
+      if f.post then post_k[#post_k + 1], post_fn[#post_fn + 1] = k, f.post end
+      if f.not_past then plan.needs_today = true end
+    end
+    specs[k] = spec
+  end
+  return record.new(specs), post_k, post_fn
+end
+
+local function layout_of(plan, mode)
+  local layout, post_k, post = compile_layout(plan, mode)
+  plan[mode .. "_layout"], plan[mode .. "_post_k"], plan[mode .. "_post"] = layout, post_k, post
+  return layout
+end
+
 local function compile_plan(bank, mname, msg, version, fields, index, cs)
   local where = bank.name .. " " .. mname .. (version and (" version " .. version) or "")
-  local plan = { bank = bank.name, message = mname, version = version, names = {}, gi = {},
-                 req = {}, fixed = {}, default = {}, norm = {}, check = {}, n = 0 }
+  local plan = { bank = bank.name, message = mname, version = version, names = {}, k_of = {},
+                 k_by_name = {}, req = {}, fixed = {}, default = {}, norm = {}, check = {}, fast = {},
+                 n = 0 }
   local active = {}
   for i, f in ipairs(fields) do
     local vs = set_of(f.versions)
-    if not vs or (version and vs[version]) then active[i] = true end
+    if not vs or (version and vs[version]) then
+      active[i] = true
+      plan.n = plan.n + 1
+      plan.k_of[i] = plan.n
+    end
   end
   plan.active = active
   local r = recipe_for(msg.mac, version)
@@ -141,29 +188,30 @@ local function compile_plan(bank, mname, msg, version, fields, index, cs)
   local m
   if r then
     local err
-    m, err = compile_mac(r, where, index, active)
+    m, err = compile_mac(r, where, index, plan.k_of)
     if not m then return nil, err end
   end
   plan.mac = m
+  plan.mac_k = m and m.mac_k
   local in_mac = {}
-  if m then for _, gi in ipairs(m.idx) do in_mac[gi] = true end end
+  if m then for _, k in ipairs(m.ks) do in_mac[k] = true end end
   for i, f in ipairs(fields) do
-    if active[i] then
-      local k = plan.n + 1
-      plan.n = k
+    local k = plan.k_of[i]
+    if k then
       local name = f[1]
-      plan.names[k], plan.gi[k] = name, i
+      plan.names[k] = name
+      plan.k_by_name[name] = k
       local spec = f
-      if m and i == m.mac_index then
+      if k == plan.mac_k then
         spec = { name, "mac", hexlen = HEXLEN[m.alg], case = m.case, any_case = m.any_case }
       end
-      local ctx = { cs = cs, noblank = (in_mac[i] and m and not m.blanks) or f.blanks == false }
-      local norm, check = formats.compile(spec, ctx)
+      local ctx = { cs = cs, noblank = (in_mac[k] and not m.blanks) or f.blanks == false }
+      local norm, check, fast = formats.compile(spec, ctx)
       if not norm then return nil, where .. ": field " .. name .. ": " .. check end
-      plan.norm[k], plan.check[k] = norm, check
+      plan.norm[k], plan.check[k], plan.fast[k] = norm, check, fast
       local rq = f.required
       if type(rq) == "table" then rq = set_of(rq)[version] or false end
-      plan.req[k] = (rq or (m and i == m.mac_index)) and true or false
+      plan.req[k] = (rq or k == plan.mac_k) and true or false
       local fixed = f.value
       if type(fixed) == "table" then fixed = fixed[version] end
       if fixed ~= nil then
@@ -180,20 +228,28 @@ local function compile_plan(bank, mname, msg, version, fields, index, cs)
         default = b
       end
       plan.default[k] = default or false
-      if m and i == m.mac_index then plan.mac_k = k end
       if version and i == msg.version_index then plan.version_k = k; plan.fixed[k] = version end
     end
   end
+  -- verify may hand back the parsed map as the result's fields only when every value that the
+  -- layout can accept is its own display value (fixed values are the only ones not from a shape)
+  plan.plain_fixed = true
+  for k = 1, plan.n do
+    local fx = plan.fixed[k]
+    if fx and cs.to_display(fx) ~= fx then plan.plain_fixed = false end
+  end
+  -- the giro.record layouts are made on first use (layout_of): most processes only build or verify
   if msg.one_of then
     local groups = type(msg.one_of[1]) == "table" and msg.one_of or { msg.one_of }
     plan.one_of = {}
     for _, g in ipairs(groups) do
-      local gis = {}
+      local ks = {}
       for _, name in ipairs(g) do
         if not index[name] then return nil, where .. ": one_of names unknown field " .. name end
-        gis[#gis + 1] = index[name]
+        local k = plan.k_of[index[name]]
+        if k then ks[#ks + 1] = k end              -- a field not used in this version is absent
       end
-      plan.one_of[#plan.one_of + 1] = { names = g, gi = gis }
+      plan.one_of[#plan.one_of + 1] = { names = g, ks = ks }
     end
   end
   return plan
@@ -240,8 +296,26 @@ local function compile_message(bank, mname, msg, cs)
   return c
 end
 
---- Compile a definition table.  Returns the compiled bank or nil, message.
-function engine.compile(def, name)
+--- The compiled message `mname` of a compiled bank (compiled now if it was left for later), or
+-- nil, message; nil alone when the definition has no such message.
+function engine.message(bank, mname)
+  local c = bank.messages[mname]
+  if c then return c end
+  local msg = bank.def.messages[mname]
+  if msg == nil then return nil end
+  if type(msg) ~= "table" then return nil, bank.name .. ": message " .. mname .. " must be a table" end
+  -- work on a copy: compilation annotates it, and a sandboxed rule file's table stays untouched
+  local e
+  c, e = compile_message(bank, mname, copy(msg), bank.cs)
+  if not c then return nil, e end
+  bank.messages[mname] = c
+  return c
+end
+
+--- Compile a definition table.  Returns the compiled bank or nil, message.  With opts.lazy each
+-- message is compiled when engine.message first asks for it (a command that builds one message
+-- does not pay for the others; their errors show when they are used, or in `giro pay banks`).
+function engine.compile(def, name, opts)
   if type(def) ~= "table" then return nil, "a bank definition must be a table" end
   local bank = { name = def.name or name or "bank", title = def.title or def.name or name,
                  def = def, endpoints = def.endpoints or {}, messages = {}, order = {} }
@@ -259,14 +333,12 @@ function engine.compile(def, name)
     if ra ~= rb then return ra < rb end
     return a < b
   end)
-  for _, mname in ipairs(names) do
-    local msg = def.messages[mname]
-    if type(msg) ~= "table" then return nil, bank.name .. ": message " .. mname .. " must be a table" end
-    -- work on a copy: compilation annotates it, and a sandboxed rule file's table stays untouched
-    local c, e = compile_message(bank, mname, copy(msg), cs)
-    if not c then return nil, e end
-    bank.messages[mname] = c
-    bank.order[#bank.order + 1] = mname
+  bank.order = names
+  if not (opts and opts.lazy) then
+    for _, mname in ipairs(names) do
+      local c, e = engine.message(bank, mname)
+      if not c then return nil, e end
+    end
   end
   return bank
 end
@@ -274,8 +346,9 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Building
 
-local function input_error(c, plan, input, seen_known)
-  -- slow path, only on an error: name the offending input
+-- The reason an input table was refused: the first name that is not one of the plan's fields,
+-- or `otherwise` (slow path, only on an error).
+local function input_error(c, plan, input, otherwise)
   for name in pairs(input) do
     if type(name) ~= "string" then return "field names must be strings" end
     local gi = c.index[name]
@@ -288,7 +361,7 @@ local function input_error(c, plan, input, seen_known)
       return name .. ": not used in version " .. tostring(plan.version)
     end
   end
-  return seen_known
+  return otherwise
 end
 
 local last_today_in, last_today  -- one-entry cache of the parsed opts.today
@@ -308,17 +381,33 @@ function Message:plan_for(version)
     tostring(version), concat(self.versions, ", "))
 end
 
+-- The wire value of input value v for field k when building, or nil, reason (the slow path).
+local function build_value(plan, k, v, today)
+  local name = plan.names[k]
+  if k == plan.mac_k then return nil, name .. ": computed by giro, do not give it" end
+  local tv = type(v)
+  if tv ~= "string" then
+    if tv == "number" then v = tostring(v)
+    else return nil, name .. ": expected a string, got a " .. tv end
+  end
+  local b, err = plan.norm[k](v, today)
+  if not b then return nil, name .. ": " .. err end
+  local fx = plan.fixed[k]
+  if fx and b ~= fx then return nil, name .. ": must be " .. fx .. ", got " .. v end
+  return b
+end
+
 --- Build a request.  input: { NAME = value } in the bank's own field names (UTF-8 strings or
 -- numbers); opts.key (required when the message has a MAC), opts.version, opts.today
 -- (YYYYMMDD, YYYY-MM-DD or DD.MM.YYYY), opts.env ("production" | "test").
 -- Returns a Request or nil, reason.
 function Message:build(input, opts)
-  opts = opts or {}
+  opts = opts or NO_OPTS
   if type(input) ~= "table" then error("build: input must be a table of NAME = value", 2) end
   local vf = self.version_field
   local version = opts.version or (vf and input[vf]) or self.default_version
-  local plan, perr = self:plan_for(version)
-  if not plan then return nil, perr end
+  local plan = self.plans[version or 1]
+  if not plan then return self:plan_for(version) end
   local today = opts.today
   if today ~= nil then
     if today == last_today_in then
@@ -335,44 +424,35 @@ function Message:build(input, opts)
     local ok, kerr = check_key(m, opts.key)
     if not ok then return nil, kerr end
   end
-  local names, gi, req, fixed, norm = plan.names, plan.gi, plan.req, plan.fixed, plan.norm
-  local default = plan.default
-  local mac_k = plan.mac_k
-  local vals, seen = {}, 0
-  for k = 1, plan.n do
-    local name = names[k]
-    local v = input[name]
-    if v == nil then
-      local fx = fixed[k] or default[k]
-      if fx then
-        vals[gi[k]] = fx
-      elseif req[k] and k ~= mac_k then
-        return nil, name .. ": required"
-      end
-    else
-      seen = seen + 1
-      if k == mac_k then return nil, name .. ": computed by giro, do not give it" end
-      local tv = type(v)
-      if tv ~= "string" then
-        if tv == "number" then v = tostring(v)
-        else return nil, name .. ": expected a string, got a " .. tv end
-      end
-      local b, err = norm[k](v, today)
-      if not b then return nil, name .. ": " .. err end
-      local fx = fixed[k]
-      if fx and b ~= fx then return nil, name .. ": must be " .. fx .. ", got " .. v end
-      vals[gi[k]] = b
-    end
+  -- the layout takes every value already in wire form; the others stop it at their field
+  local vals, seen, from, layout = nil, 0, 1, plan.build_layout or layout_of(plan, "build")
+  local day = plan.needs_today and (today or formats.today()) or nil
+  while true do
+    local k, s
+    vals, k, s = layout:collect(input, vals, from, day)
+    seen = seen + s
+    if not k then break end
+    local v = input[plan.names[k]]
+    if v == nil then return nil, plan.names[k] .. ": required" end
+    local b, err = build_value(plan, k, v, today)
+    if not b then return nil, err end
+    vals[k], seen, from = b, seen + 1, k + 1
   end
-  if next(input, nil) ~= nil then
-    local count = 0
-    for _ in next, input do count = count + 1 end
-    if count ~= seen then return nil, input_error(self, plan, input, "unexpected input") end
+  if seen ~= count_keys(input) then return nil, input_error(self, plan, input, "unexpected input") end
+  local post_k, post = plan.build_post_k, plan.build_post
+  for i = 1, #post_k do
+    local k = post_k[i]
+    local b = vals[k]
+    if b ~= nil and not post[i](b, today) then
+      local err
+      vals[k], err = build_value(plan, k, input[plan.names[k]] or b, today)
+      if not vals[k] then return nil, err end
+    end
   end
   if plan.one_of then
     for _, g in ipairs(plan.one_of) do
       local any = false
-      for _, i in ipairs(g.gi) do if vals[i] ~= nil then any = true break end end
+      for _, k in ipairs(g.ks) do if vals[k] ~= nil then any = true break end end
       if not any then return nil, "give at least one of " .. concat(g.names, ", ") end
     end
   end
@@ -384,19 +464,19 @@ function Message:build(input, opts)
   local mac
   if m then
     local missing
-    mac, missing = compute_mac(m, vals, opts.key)
+    if m.absent == "omit" then mac = m.joiner:hex(vals, opts.key)
+    else mac, missing = compute_mac(m, vals, opts.key) end
     if not mac then return nil, missing .. ": required for the MAC" end
-    vals[m.mac_index] = mac
+    vals[m.mac_k] = mac
   end
   return setmetatable({ plan = plan, vals = vals, mac = mac, env = opts.env }, Request)
 end
 
 -- name → display value for the present fields (used by hooks, verify results and renderers)
 function Message:_map(plan, vals)
-  local out, to_display = {}, self.bank.cs.to_display
-  local names, gi = plan.names, plan.gi
+  local out, to_display, names = {}, self.bank.cs.to_display, plan.names
   for k = 1, plan.n do
-    local v = vals[gi[k]]
+    local v = vals[k]
     if v ~= nil then out[names[k]] = to_display(v) end
   end
   return out
@@ -426,7 +506,7 @@ function Request:fields()
   local out, plan, to_display = {}, self.plan, self.plan.msg.bank.cs.to_display
   local vals = self.vals
   for k = 1, plan.n do
-    local v = vals[plan.gi[k]]
+    local v = vals[k]
     if v ~= nil then out[#out + 1] = { plan.names[k], to_display(v) } end
   end
   return out
@@ -434,21 +514,16 @@ end
 
 --- The value of one field (UTF-8), nil when absent.
 function Request:get(name)
-  local gi = self.plan.msg.index[name]
-  local v = gi and self.vals[gi]
+  local k = self.plan.k_by_name[name]
+  local v = k and self.vals[k]
   return v and self.plan.msg.bank.cs.to_display(v) or nil
 end
-
-local function urlencode(s)
-  return (gsub(s, "[^%w%-%._~]", function(c) return format("%%%02X", c:byte()) end))
-end
-engine.urlencode = urlencode
 
 --- The ordered fields as a list of { name, value } with the bytes the bank receives.
 function Request:wire()
   local out, plan, vals = {}, self.plan, self.vals
   for k = 1, plan.n do
-    local v = vals[plan.gi[k]]
+    local v = vals[k]
     if v ~= nil then out[#out + 1] = { plan.names[k], v } end
   end
   return out
@@ -456,7 +531,7 @@ end
 
 --- The request as an application/x-www-form-urlencoded body in the bank's charset.
 function Request:body()
-  local parts = {}
+  local parts, urlencode = {}, url.urlencode
   for _, p in ipairs(self:wire()) do parts[#parts + 1] = urlencode(p[1]) .. "=" .. urlencode(p[2]) end
   return concat(parts, "&")
 end
@@ -464,43 +539,28 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Verifying
 
-local function unescape(s)
-  if find(s, "+", 1, true) then s = gsub(s, "+", " ") end
-  if find(s, "%", 1, true) then
-    s = gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end)
-  end
-  return s
+local function shown(cs, b)
+  local d = cs.to_display(b)
+  if #d > 40 then d = sub(d, 1, 37) .. "..." end
+  return d
 end
-engine.unescape = unescape
 
--- raw[field index] = wire value; returns raw, extra (list of {name, value}) or nil, reason
-function Message:_parse(input)
-  local index, index_ci = self.index, self.index_ci
-  local raw, extra, known = {}, nil, 0
+-- An incoming message as a map name -> wire value and its number of parameters, or nil, reason.
+-- A string is a query string, a POST body or a whole URL (its query is used, a #fragment dropped);
+-- a table is a map or a list of { name, value }.
+local function input_map(input)
   local ti = type(input)
   if ti == "string" then
     local s = input
-    local q = find(s, "?", 1, true)
+    local q = find(s, "?", 1, true)   -- plain finds: memchr speed, unlike a pattern class
     if q and (q == 1 or find(s, "^%a[%w+.%-]*://")) then s = sub(s, q + 1) end
     local h = find(s, "#", 1, true)
     if h then s = sub(s, 1, h - 1) end
-    local decode = find(s, "%", 1, true) or find(s, "+", 1, true)
-    -- "NAME=value" segments between "&"s; "NAME" alone counts as empty; empty segments are skipped
-    for name, val in gmatch(s, "([^&=]*)=?([^&]*)") do
-      if name ~= "" or val ~= "" then
-        if decode then name = unescape(name); val = unescape(val) end
-        local i = index[name] or index_ci[upper(name)]
-        if i then
-          if raw[i] ~= nil then return nil, "duplicate parameter " .. name end
-          raw[i] = val
-          known = known + 1
-        else
-          extra = extra or {}
-          extra[#extra + 1] = { name, val }
-        end
-      end
-    end
+    local map, n = parse_query_map(s)
+    if not map then return nil, (n:gsub("^giro%.url%.parse_query_map: ", "")) end
+    return map, n
   elseif ti == "table" then
+    local map, n = {}, 0
     local list = input[1] ~= nil
     for a, b in (list and ipairs or pairs)(input) do
       local name, val = a, b
@@ -508,26 +568,37 @@ function Message:_parse(input)
       if type(name) ~= "string" or type(val) ~= "string" then
         return nil, "message fields must be strings"
       end
-      local i = index[name] or index_ci[upper(name)]
-      if i then
-        if raw[i] ~= nil then return nil, "duplicate parameter " .. name end
-        raw[i] = val
-        known = known + 1
-      else
-        extra = extra or {}
-        extra[#extra + 1] = { name, val }
-      end
+      if map[name] ~= nil then return nil, "duplicate parameter " .. name end
+      map[name], n = val, n + 1
     end
-  else
-    error("verify: the message must be a query string or a table", 3)
+    return map, n
   end
-  return raw, extra, known
+  error("verify: the message must be a query string or a table", 3)
 end
 
-local function shown(cs, b)
-  local d = cs.to_display(b)
-  if #d > 40 then d = sub(d, 1, 37) .. "..." end
-  return d
+-- The map with every name spelled as the definition spells it (names match case-insensitively)
+-- and the parameters the definition does not know set aside: map, known count, extra | nil, reason.
+function Message:_canonical(map)
+  local index, index_ci, fields = self.index, self.index_ci, self.fields
+  local out, known, extra, spelled = {}, 0, nil, {}
+  for name, val in next, map do
+    local i = index[name] or index_ci[upper(name)]
+    if i then
+      local canon = fields[i][1]
+      if out[canon] ~= nil then
+        -- name the spelling that is not the definition's (the later one in a well-formed message)
+        local other = spelled[canon]
+        local dup = (other == canon or (name ~= canon and name > other)) and name or other
+        return nil, "duplicate parameter " .. dup
+      end
+      out[canon], known, spelled[canon] = val, known + 1, name
+    else
+      extra = extra or {}
+      extra[#extra + 1] = { name, val }
+    end
+  end
+  if extra then table.sort(extra, function(x, y) return x[1] < y[1] end) end
+  return out, known, extra
 end
 
 --- Verify an incoming message (query string, POST body, full URL, or a table of fields).
@@ -536,14 +607,21 @@ end
 --   { bank, message, version, fields = { NAME = value (UTF-8) }, order = { names in spec order },
 --     extra = { {name, value}... } | nil, code, meaning, status }
 function Message:verify(input, opts)
-  opts = opts or {}
-  local raw, extra, known = self:_parse(input)
-  if not raw then return nil, extra end
+  opts = opts or NO_OPTS
+  local map, count = input_map(input)
+  if not map then return nil, count end
+  local canonical, extra = false, nil
   local plan
   local vf = self.version_field
   if vf then
-    local v = raw[self.def.version_index]
-    if v == nil then return nil, "missing field " .. vf end
+    local v = map[vf]
+    if v == nil then
+      map, count, extra = self:_canonical(map)
+      if not map then return nil, count end
+      canonical = true
+      v = map[vf]
+      if v == nil then return nil, "missing field " .. vf end
+    end
     plan = self.plans[v]
     if not plan then
       return nil, format("%s: version %s is not supported (supported: %s)", vf,
@@ -558,47 +636,76 @@ function Message:verify(input, opts)
     if not ok then return nil, kerr end
   end
   local cs = self.bank.cs
-  local names, gi, req, fixed, check = plan.names, plan.gi, plan.req, plan.fixed, plan.check
-  local out, present = {}, 0
-  for k = 1, plan.n do
-    local b = raw[gi[k]]
-    if b == nil then
-      if req[k] or fixed[k] then return nil, "missing field " .. names[k] end
-    else
-      present = present + 1
-      local fx = fixed[k]
-      if fx then
-        if b ~= fx then
-          return nil, format("%s: expected '%s', got '%s'", names[k], fx, shown(cs, b))
-        end
-        out[names[k]] = b
-      else
+  -- the layout only checks: the values stay in map (name -> wire value), which becomes the
+  -- result's fields when no value needs converting for display
+  local names, check, layout = plan.names, plan.check, plan.verify_layout or layout_of(plan, "verify")
+  local plain = plan.plain_fixed
+  while true do
+    local seen, from = 0, 1
+    while true do
+      local _, k, s = layout:collect(map, false, from)
+      seen = seen + s
+      if not k then break end
+      local b = map[names[k]]
+      if b == nil then return nil, "missing field " .. names[k] end
+      local fx = plan.fixed[k]
+      if fx and b ~= fx then
+        return nil, format("%s: expected '%s', got '%s'", names[k], fx, shown(cs, b))
+      end
+      if not fx then
         local d, err = check[k](b)
         if not d then return nil, names[k] .. ": " .. err end
-        out[names[k]] = d
+        if d ~= b then plain = false end
       end
+      seen, from = seen + 1, k + 1
     end
-  end
-  if known ~= present then
-    for i, f in ipairs(self.fields) do
-      if raw[i] ~= nil and not plan.active[i] then
-        return nil, f[1] .. ": not used in version " .. tostring(plan.version)
+    if seen == count then break end
+    if canonical then
+      for i, f in ipairs(self.fields) do
+        if map[f[1]] ~= nil and not plan.active[i] then
+          return nil, f[1] .. ": not used in version " .. tostring(plan.version)
+        end
       end
+      break   -- not reached: every known name is either active or not
+    end
+    -- names spelled another way or parameters the definition does not know: start again
+    map, count, extra = self:_canonical(map)
+    if not map then return nil, count end
+    canonical = true
+  end
+  local post_k, post = plan.verify_post_k, plan.verify_post
+  for i = 1, #post_k do
+    local k = post_k[i]
+    local b = map[names[k]]
+    if b ~= nil and not post[i](b) then
+      local d, err = check[k](b)
+      if not d then return nil, names[k] .. ": " .. err end
+      if d ~= b then plain = false end
     end
   end
   if plan.one_of then
     for _, g in ipairs(plan.one_of) do
       local any = false
-      for _, i in ipairs(g.gi) do if raw[i] ~= nil then any = true break end end
+      for _, k in ipairs(g.ks) do if map[names[k]] ~= nil then any = true break end end
       if not any then return nil, "missing field: at least one of " .. concat(g.names, ", ") end
     end
   end
   if m then
-    local expected, missing = compute_mac(m, raw, opts.key)
+    local expected, missing = compute_mac(m, map, opts.key, true)
     if not expected then return nil, "missing field " .. missing .. " (needed for the MAC)" end
-    local got = raw[m.mac_index]
+    local got = map[m.field]
     if not equal(got, expected) and not (m.any_case and equal(upper(got), upper(expected))) then
       return nil, "MAC mismatch (" .. m.field .. ")"
+    end
+  end
+  -- the map holds exactly the plan's fields; it is the result when no value needs converting
+  local out = map
+  if not plain then
+    local to_display = cs.to_display
+    out = {}
+    for k = 1, plan.n do
+      local b = map[names[k]]
+      if b ~= nil then out[names[k]] = to_display(b) end
     end
   end
   local hook = self.def.validate
@@ -629,25 +736,24 @@ function Message:verify(input, opts)
     if type(notes) == "table" and #notes > 0 then res.notes = notes end
   end
   if opts.expect then
-    local ok, why = self:_expect(plan, out, raw, opts.expect)
+    local ok, why = self:_expect(plan, map, opts.expect)
     if not ok then return nil, why end
   end
   return res
 end
 
-function Message:_expect(plan, out, raw, expect)
+function Message:_expect(plan, map, expect)
   local names = {}
   for name in pairs(expect) do names[#names + 1] = name end
   table.sort(names)
   for _, name in ipairs(names) do
     local gi = self.index[name] or self.index_ci[upper(name)]
     if not gi then return nil, "expect: unknown field " .. name end
-    local k
-    for kk = 1, plan.n do if plan.gi[kk] == gi then k = kk break end end
+    local k = plan.k_of[gi]
     local want = tostring(expect[name])
-    local got = raw[gi]
-    if got == nil then return nil, name .. ": expected " .. want .. ", field is absent" end
-    local nb = k and plan.norm[k](want, 0) or want
+    local got = k and map[plan.names[k]]
+    if not got then return nil, name .. ": expected " .. want .. ", field is absent" end
+    local nb = plan.norm[k](want, 0) or want
     if nb ~= got then
       return nil, format("%s: expected %s, got %s", self.fields[gi][1], want, shown(self.bank.cs, got))
     end

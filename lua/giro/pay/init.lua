@@ -22,23 +22,32 @@ local cache = {}
 
 --- A bank by name (rules/banks/NAME.lua on the rule path), by file path, or from a definition
 -- table.  Returns the bank or nil, message.  Loaded files are compiled once per process.
-function pay.bank(what)
+-- opts.lazy: compile each message on first use (see engine.compile); a later call without it
+-- compiles the rest.
+function pay.bank(what, opts)
   if type(what) == "table" then
-    local c, err = engine.compile(what)
+    local c, err = engine.compile(what, nil, opts)
     if not c then return nil, err end
     return setmetatable({ compiled = c, name = c.name, title = c.title }, Bank)
   end
   if type(what) ~= "string" then error("pay.bank: expected a bank name, a path or a table", 2) end
   local path = loader.find(what)
   if not path then return nil, "no bank definition '" .. what .. "' (see: giro pay banks)" end
-  if cache[path] then return cache[path] end
-  local def, err = loader.load(path)
-  if not def then return nil, err end
-  local default_name = path:match("([^/]+)%.lua$")
-  local c, cerr = engine.compile(def, default_name)
-  if not c then return nil, path .. ": " .. cerr end
-  local b = setmetatable({ compiled = c, name = c.name, title = c.title, path = path }, Bank)
-  cache[path] = b
+  local b = cache[path]
+  if not b then
+    local def, err = loader.load(path)
+    if not def then return nil, err end
+    local c, cerr = engine.compile(def, path:match("([^/]+)%.lua$"), { lazy = true })
+    if not c then return nil, path .. ": " .. cerr end
+    b = setmetatable({ compiled = c, name = c.name, title = c.title, path = path }, Bank)
+    cache[path] = b
+  end
+  if not (opts and opts.lazy) then
+    for _, mname in ipairs(b.compiled.order) do
+      local m, err = engine.message(b.compiled, mname)
+      if not m then return nil, path .. ": " .. err end
+    end
+  end
   return b
 end
 
@@ -54,7 +63,8 @@ end
 
 --- The compiled message, or nil, message.
 function Bank:message(name)
-  local m = self.compiled.messages[name]
+  local m, err = engine.message(self.compiled, name)
+  if err then return nil, (self.path and (self.path .. ": ") or "") .. err end
   if not m then
     return nil, string.format("%s has no message '%s' (it has: %s)", self.name, tostring(name),
       table.concat(self.compiled.order, ", "))
@@ -67,8 +77,11 @@ function Bank:messages() return self.compiled.order end
 
 --- Build a request message (see engine Message:build).
 function Bank:build(message, fields, opts)
-  local m, err = self:message(message)
-  if not m then return nil, err end
+  local m, err = self.compiled.messages[message]
+  if not m then
+    m, err = self:message(message)
+    if not m then return nil, err end
+  end
   return m:build(fields, opts)
 end
 
@@ -77,8 +90,11 @@ function Bank:form(fields, opts) return self:build("payment", fields, opts) end
 
 --- Verify an incoming message (see engine Message:verify).
 function Bank:verify(message, input, opts)
-  local m, err = self:message(message)
-  if not m then return nil, err end
+  local m, err = self.compiled.messages[message]
+  if not m then
+    m, err = self:message(message)
+    if not m then return nil, err end
+  end
   return m:verify(input, opts)
 end
 
@@ -121,7 +137,7 @@ function Bank:send(message, fields, opts)
   local req, berr = m:build(fields, opts)
   if not req then return nil, berr, "rejected" end
   local answer = m.def.answer
-  local am = answer and self.compiled.messages[answer]
+  local am = answer and self:message(answer)
   if not am then return nil, self.name .. " " .. message .. ": the definition names no answer message", "usage" end
   local url = opts.url or req:url()
   if not url then return nil, self.name .. " " .. message .. ": no endpoint (give --url)", "usage" end
@@ -144,13 +160,25 @@ function Bank:refund(fields, opts) return self:send("refund", fields, opts) end
 ---------------------------------------------------------------------------------------------------
 -- Rendering
 
+local JSON_NAMED = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
 local function json_string(s)
   return '"' .. s:gsub('[%c"\\]', function(c)
-    local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-    return named[c] or string.format("\\u%04x", c:byte())
+    return JSON_NAMED[c] or string.format("\\u%04x", c:byte())
   end) .. '"'
 end
 pay.json_string = json_string
+
+local function json_or_null(v) return v and json_string(v) or "null" end
+
+-- '{"name":..,"value":..}' for each { name, value } pair of a list
+local function json_fields(list)
+  local parts = {}
+  for i, f in ipairs(list) do
+    parts[i] = '{"name":' .. json_string(f[1]) .. ',"value":' .. json_string(f[2]) .. "}"
+  end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
 
 local function html_escape(s)
   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
@@ -169,15 +197,10 @@ function pay.render(req, fmt)
     for i, f in ipairs(fields) do out[i] = f[1] .. "=" .. f[2] end
     return table.concat(out, "\n") .. "\n"
   elseif fmt == "json" then
-    local parts = {}
-    for i, f in ipairs(fields) do
-      parts[i] = '{"name":' .. json_string(f[1]) .. ',"value":' .. json_string(f[2]) .. "}"
-    end
-    local function opt(v) return v and json_string(v) or "null" end
     return '{"bank":' .. json_string(req:bank().name) .. ',"message":' .. json_string(req:message().name)
-      .. ',"version":' .. opt(req:version()) .. ',"action":' .. opt(req:url())
+      .. ',"version":' .. json_or_null(req:version()) .. ',"action":' .. json_or_null(req:url())
       .. ',"method":' .. json_string(req:method()) .. ',"charset":' .. json_string(req:charset())
-      .. ',"fields":[' .. table.concat(parts, ",") .. "]}\n"
+      .. ',"fields":' .. json_fields(fields) .. "}\n"
   elseif fmt == "html" then
     local out = { string.format('<form method="%s" action="%s" accept-charset="%s">', req:method(),
       html_escape(req:url() or ""), req:charset()) }
@@ -197,16 +220,15 @@ end
 function pay.render_result(res, fmt)
   fmt = fmt or "lines"
   if fmt == "json" then
-    local parts = {}
+    local present = {}
     for _, name in ipairs(res.order) do
       local v = res.fields[name]
-      if v then parts[#parts + 1] = '{"name":' .. json_string(name) .. ',"value":' .. json_string(v) .. "}" end
+      if v then present[#present + 1] = { name, v } end
     end
-    local function opt(v) return v and json_string(v) or "null" end
     return '{"bank":' .. json_string(res.bank) .. ',"message":' .. json_string(res.message)
-      .. ',"version":' .. opt(res.version) .. ',"valid":true,"code":' .. opt(res.code)
-      .. ',"status":' .. opt(res.status) .. ',"meaning":' .. opt(res.meaning)
-      .. ',"fields":[' .. table.concat(parts, ",") .. "]}\n"
+      .. ',"version":' .. json_or_null(res.version) .. ',"valid":true,"code":' .. json_or_null(res.code)
+      .. ',"status":' .. json_or_null(res.status) .. ',"meaning":' .. json_or_null(res.meaning)
+      .. ',"fields":' .. json_fields(present) .. "}\n"
   end
   local out = {}
   for _, name in ipairs(res.order) do

@@ -1,0 +1,619 @@
+/*
+ * giro.record — check and collect the named fields of a record in one call.
+ *
+ * A record layout is compiled once from a list of field specs; collecting a
+ * record then reads each field from a map, checks it against the field's
+ * shape and length limits, fills in fixed or default values, and stores it in
+ * a list by position, without calling back into Lua.  It decides nothing
+ * about any bank or biller: the layouts come from Lua (lua/giro/pay), which
+ * handles every value that stops the collection (normalising it or naming the
+ * problem) and then resumes.
+ *
+ *   local layout = record.new{
+ *     { name = "SUMMA", shape = "%d+,%d%d", max = 19, required = true },
+ *     { name = "VALUUTTA", fixed = "EUR", value = "EUR" },
+ *     { name = "lng", shape = "[123]" },
+ *     { name = "TARKISTE" },                  -- no shape: every given value stops
+ *   }
+ *   layout:collect(map [, out [, from [, today]]]) -> out, nil, seen | out, k, seen
+ *   layout:check(k, s [, today])      -> true, stored value | false (field k alone)
+ *   layout:size()                     -> number of fields
+ *   record.count(t)                   -> number of keys in t (any kind)
+ *
+ * Field spec: name (string); shape (see below; without one no value is
+ * accepted as it is); min, max (length limits in bytes, default 0 and none);
+ * fixed (a string: the only value accepted, byte for byte; the shape is then
+ * not used); value (a string stored when the field is absent); required (an
+ * absent field without a value stops); and checks after the shape:
+ *   values = { "1", "2" }  the value must be one of these;
+ *   check_digit = "731"    the last character is the check digit of the others:
+ *                          (10 - sum of digit * weight) mod 10, the first
+ *                          weight on the digit next to the check digit, then
+ *                          leftwards, repeated (7, 3, 1, 7, ... here);
+ *   date = "DD.MM.YYYY" | "YYYYMMDD"  a day that exists in that layout, and with
+ *   not_past = true        not before `today` (an integer YYYYMMDD given to
+ *                          collect; without it the check stops the field);
+ *   suffix = ",00"         a value that fits only with this appended is stored
+ *                          with it appended ("100" -> "100,00").
+ *
+ * collect fills `out` (a new table sized for the layout when nil; with false
+ * it only checks, stores nothing and returns false) and walks the fields
+ * from `from` (default 1): for field k it reads
+ * map[name] (raw); an absent field takes its value (out[k] = value) or stops
+ * if required; a present string that fits (equal to the fixed value, or
+ * matching the shape within the lengths) is stored as out[k]; anything else
+ * stops.  A stop returns out, k and the number of fields found present
+ * before k; the end returns out, nil and the number found present.  out[k] is not touched
+ * for a field that stops or is absent without a value.
+ *
+ * A shape is a sequence of items, each one character class followed by an
+ * optional quantifier, with the syntax of Lua patterns: a literal character,
+ * '.', %a %c %d %l %p %s %u %w %x (upper case: the complement), %<punct> for
+ * the punctuation character itself, and sets [...] / [^...] with ranges and
+ * classes; quantifiers '+' (1 or more), '*' (0 or more), '?' (0 or 1).  A
+ * shape always covers the whole value (a leading '^' and trailing '$' are
+ * allowed and change nothing).  Unlike Lua patterns, items never give back
+ * what they matched (possessive, linear time): "%d+1" never matches, so write
+ * shapes whose neighbouring items do not overlap.  Classes are ASCII (the "C"
+ * locale); bytes 128-255 match only '.', complements, or explicit ranges.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+#include "giro.h"
+
+#define LAYOUT_MT "giro.record.layout"
+
+enum { UV_NAMES = 1, UV_VALUES = 2, UV_FIXED = 3, UV_SETS = 4 };
+enum { DATE_NONE, DATE_DMY, DATE_YMD };
+#define MAX_CHECK_WEIGHTS 16
+
+typedef struct {
+    uint8_t set[32];    /* bit c: byte c belongs to the class */
+    uint32_t min, max;  /* repetitions */
+} shape_item;
+
+typedef struct {
+    size_t first, count;  /* items[first .. first+count) ; count 0 with has_shape = empty shape */
+    size_t min, max;      /* length limits in bytes */
+    unsigned has_shape : 1, has_value : 1, fixed : 1, required : 1, has_set : 1, not_past : 1;
+    unsigned date : 2;
+    unsigned char nweights, weights[MAX_CHECK_WEIGHTS];
+    char suffix[8];       /* "" = none */
+    unsigned char suffix_len;
+} field;
+
+typedef struct {
+    size_t nfields, nitems;
+    field *fields;        /* point into the same userdata block */
+    shape_item *items;
+} layout;
+
+static int in_set(const shape_item *it, unsigned char c)
+{
+    return (it->set[c >> 3] >> (c & 7)) & 1;
+}
+
+static void add_byte(uint8_t *set, unsigned c)
+{
+    set[c >> 3] |= (uint8_t)(1u << (c & 7));
+}
+
+/* ASCII classes as Lua's in the "C" locale */
+static int class_has(int cl, unsigned c)
+{
+    int lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z', digit = c >= '0' && c <= '9';
+    int cntrl = c < 32 || c == 127, space = c == ' ' || (c >= 9 && c <= 13);
+    int print = c > 32 && c < 127;
+    switch (cl) {
+    case 'a': return lower || upper;
+    case 'c': return cntrl;
+    case 'd': return digit;
+    case 'l': return lower;
+    case 'p': return print && !lower && !upper && !digit;
+    case 's': return space;
+    case 'u': return upper;
+    case 'w': return lower || upper || digit;
+    case 'x': return digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    default: return -1;
+    }
+}
+
+/* Add the class %cl to set; returns 0 when cl is not a class letter (so the
+ * caller treats it as a literal), -1 when it is an unknown letter. */
+static int add_class(uint8_t *set, unsigned char cl)
+{
+    int lower = cl >= 'a' && cl <= 'z', upper = cl >= 'A' && cl <= 'Z';
+    if (!lower && !upper && !(cl >= '0' && cl <= '9'))
+        return 0;
+    int base = upper ? cl + 32 : cl;
+    if (class_has(base, 'a') < 0)
+        return -1;
+    for (unsigned c = 0; c < 256; c++)
+        if ((class_has(base, c) == 1) != upper)
+            add_byte(set, c);
+    return 1;
+}
+
+/* Compile one shape into items (NULL: count only).  Returns the number of
+ * items or -1 with a message in err. */
+static long compile_shape(const char *p, size_t n, shape_item *items, const char **err)
+{
+    size_t i = 0, count = 0;
+    if (n > 0 && p[0] == '^')
+        i = 1;
+    if (n > i && p[n - 1] == '$' && !(n >= 2 && p[n - 2] == '%'))
+        n--;
+    while (i < n) {
+        shape_item it;
+        memset(&it, 0, sizeof it);
+        unsigned char c = (unsigned char)p[i++];
+        if (c == '%') {
+            if (i >= n) { *err = "shape ends with '%'"; return -1; }
+            unsigned char cl = (unsigned char)p[i++];
+            int r = add_class(it.set, cl);
+            if (r < 0) { *err = "unknown class after '%'"; return -1; }
+            if (r == 0) add_byte(it.set, cl);
+        } else if (c == '.') {
+            memset(it.set, 0xff, sizeof it.set);
+        } else if (c == '[') {
+            int negate = 0;
+            if (i < n && p[i] == '^') { negate = 1; i++; }
+            int first = 1;
+            for (;;) {
+                if (i >= n) { *err = "unfinished set '[...]'"; return -1; }
+                unsigned char a = (unsigned char)p[i++];
+                if (a == ']' && !first)
+                    break;
+                first = 0;
+                if (a == '%') {
+                    if (i >= n) { *err = "unfinished set '[...]'"; return -1; }
+                    unsigned char cl = (unsigned char)p[i++];
+                    int r = add_class(it.set, cl);
+                    if (r < 0) { *err = "unknown class after '%'"; return -1; }
+                    if (r == 0) add_byte(it.set, cl);
+                } else if (i + 1 < n && p[i] == '-' && p[i + 1] != ']') {
+                    unsigned char b = (unsigned char)p[i + 1];
+                    i += 2;
+                    for (unsigned x = a; x <= b; x++)
+                        add_byte(it.set, x);
+                } else {
+                    add_byte(it.set, a);
+                }
+            }
+            if (negate)
+                for (size_t k = 0; k < sizeof it.set; k++)
+                    it.set[k] = (uint8_t)~it.set[k];
+        } else if (c == '(' || c == ')' || c == '^' || c == '$') {
+            *err = "captures, anchors and back-references are not part of a shape";
+            return -1;
+        } else {
+            add_byte(it.set, c);
+        }
+        it.min = it.max = 1;
+        if (i < n) {
+            switch (p[i]) {
+            case '+': it.max = UINT32_MAX; i++; break;
+            case '*': it.min = 0; it.max = UINT32_MAX; i++; break;
+            case '?': it.min = 0; i++; break;
+            case '-': *err = "the lazy quantifier '-' is not part of a shape"; return -1;
+            default: break;
+            }
+        }
+        if (items)
+            items[count] = it;
+        count++;
+    }
+    return (long)count;
+}
+
+static int fits(const layout *lay, const field *f, const char *s, size_t len)
+{
+    if (!f->has_shape || len < f->min || len > f->max)
+        return 0;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t pos = 0;
+    for (size_t i = 0; i < f->count; i++) {
+        const shape_item *it = &lay->items[f->first + i];
+        uint32_t got = 0;
+        while (got < it->max && pos < len && in_set(it, u[pos])) {
+            pos++;
+            got++;
+        }
+        if (got < it->min)
+            return 0;
+    }
+    return pos == len;
+}
+
+static long num(const char *s, int n)
+{
+    long v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+static int days_in_month(long y, long m)
+{
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+        return 29;
+    return days[m - 1];
+}
+
+/* YYYYMMDD of a date in the field's layout, or -1 */
+static long date_value(const field *f, const char *s, size_t len)
+{
+    static const char dmy[] = "dd.dd.dddd", ymd[] = "dddddddd";
+    const char *lay = f->date == DATE_DMY ? dmy : ymd;
+    if (len != strlen(lay))
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (lay[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != lay[i])
+            return -1;
+#define NUM(p, n) (num(s + (p), (n)))
+    long y, m, d;
+    if (f->date == DATE_DMY) { d = NUM(0, 2); m = NUM(3, 2); y = NUM(6, 4); }
+    else                     { y = NUM(0, 4); m = NUM(4, 2); d = NUM(6, 2); }
+#undef NUM
+    if (m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+        return -1;
+    return y * 10000 + m * 100 + d;
+}
+
+/* The checks after the shape: check digit, date, not_past (values is
+ * checked by the caller, which has the set on the stack). */
+static int passes(const field *f, const char *s, size_t len, lua_Integer today)
+{
+    if (f->nweights && !giro_mod10_check(s, len, f->weights, f->nweights))
+        return 0;
+    if (f->date != DATE_NONE) {
+        long v = date_value(f, s, len);
+        if (v < 0 || (f->not_past && (today <= 0 || v < today)))
+            return 0;
+    }
+    return 1;
+}
+
+static layout *check_layout(lua_State *L, int arg)
+{
+    return luaL_checkudata(L, arg, LAYOUT_MT);
+}
+
+/* Read field spec at the top of the stack (index t): string/size options. */
+static size_t opt_size(lua_State *L, int t, const char *key, size_t dflt, lua_Integer k)
+{
+    int ty = lua_getfield(L, t, key);
+    size_t v = dflt;
+    if (ty != LUA_TNIL) {
+        int isint;
+        lua_Integer x = lua_tointegerx(L, -1, &isint);
+        if (!isint || x < 0)
+            luaL_error(L, "giro.record.new: field %d: %s must be a non-negative integer", (int)k, key);
+        v = (size_t)x;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_flag(lua_State *L, int t, const char *key)
+{
+    lua_getfield(L, t, key);
+    int v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int r_new(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    /* first pass: count the items of every shape */
+    size_t nitems = 0;
+    for (lua_Integer k = 1; k <= n; k++) {
+        if (lua_rawgeti(L, 1, k) != LUA_TTABLE)
+            return luaL_error(L, "giro.record.new: field %d must be a table", (int)k);
+        if (lua_getfield(L, -1, "name") != LUA_TSTRING)
+            return luaL_error(L, "giro.record.new: field %d: name must be a string", (int)k);
+        lua_pop(L, 1);
+        int ty = lua_getfield(L, -1, "shape");
+        if (ty != LUA_TNIL) {
+            size_t len;
+            const char *err = NULL;
+            const char *p = lua_tolstring(L, -1, &len);
+            if (ty != LUA_TSTRING)
+                return luaL_error(L, "giro.record.new: field %d: shape must be a string", (int)k);
+            long c = compile_shape(p, len, NULL, &err);
+            if (c < 0)
+                return luaL_error(L, "giro.record.new: field %d: shape '%s': %s", (int)k, p, err);
+            nitems += (size_t)c;
+        }
+        ty = lua_getfield(L, -2, "value");
+        if (ty != LUA_TNIL && ty != LUA_TSTRING)
+            return luaL_error(L, "giro.record.new: field %d: value must be a string", (int)k);
+        ty = lua_getfield(L, -3, "fixed");
+        if (ty != LUA_TNIL && ty != LUA_TSTRING)
+            return luaL_error(L, "giro.record.new: field %d: fixed must be a string", (int)k);
+        ty = lua_getfield(L, -4, "values");
+        if (ty != LUA_TNIL && ty != LUA_TTABLE)
+            return luaL_error(L, "giro.record.new: field %d: values must be a list of strings", (int)k);
+        lua_pop(L, 5);
+    }
+    size_t nf = (size_t)n;
+    if (nf > (SIZE_MAX - sizeof(layout)) / (sizeof(field) + sizeof(shape_item)))
+        return luaL_error(L, "giro.record.new: too many fields");
+    size_t bytes = sizeof(layout) + nf * sizeof(field) + nitems * sizeof(shape_item);
+    layout *lay = lua_newuserdatauv(L, bytes, 4);        /* [specs, lay] */
+    lay->nfields = nf;
+    lay->nitems = nitems;
+    /* shape_item holds only bytes and uint32_t: it is aligned after field */
+    lay->fields = (field *)(void *)(lay + 1);
+    lay->items = (shape_item *)(void *)(lay->fields + nf);
+    luaL_setmetatable(L, LAYOUT_MT);
+    lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names] */
+    lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names, values] */
+    lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names, values, fixed] */
+    lua_createtable(L, (int)nf, 0);                      /* [.., fixed, sets] */
+    size_t at = 0;
+    for (lua_Integer k = 1; k <= n; k++) {
+        field *f = &lay->fields[k - 1];
+        memset(f, 0, sizeof *f);
+        lua_rawgeti(L, 1, k);                            /* [.., spec] */
+        int t = lua_gettop(L);
+        lua_getfield(L, t, "name");
+        lua_rawseti(L, t - 4, k);
+        if (lua_getfield(L, t, "value") == LUA_TSTRING) {
+            f->has_value = 1;
+            lua_rawseti(L, t - 3, k);
+        } else {
+            lua_pop(L, 1);
+        }
+        if (lua_getfield(L, t, "fixed") == LUA_TSTRING) {
+            f->fixed = 1;
+            lua_rawseti(L, t - 2, k);
+        } else {
+            lua_pop(L, 1);
+        }
+        if (lua_getfield(L, t, "values") == LUA_TTABLE) {   /* list -> set */
+            lua_newtable(L);
+            for (lua_Integer j = 1; lua_rawgeti(L, -2, j) != LUA_TNIL; j++) {
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    return luaL_error(L, "giro.record.new: field %d: values must be strings", (int)k);
+                lua_pushboolean(L, 1);
+                lua_rawset(L, -3);
+            }
+            lua_pop(L, 1);                               /* the nil */
+            f->has_set = 1;
+            lua_rawseti(L, t - 1, k);
+        }
+        lua_pop(L, 1);
+        if (lua_getfield(L, t, "check_digit") != LUA_TNIL) {
+            size_t wn;
+            const char *w = lua_tolstring(L, -1, &wn);
+            if (w == NULL || wn == 0 || wn > MAX_CHECK_WEIGHTS)
+                return luaL_error(L, "giro.record.new: field %d: check_digit must be 1 to %d weight digits",
+                                  (int)k, MAX_CHECK_WEIGHTS);
+            for (size_t j = 0; j < wn; j++) {
+                if (w[j] < '0' || w[j] > '9')
+                    return luaL_error(L, "giro.record.new: field %d: check_digit must be digits", (int)k);
+                f->weights[j] = (unsigned char)(w[j] - '0');
+            }
+            f->nweights = (unsigned char)wn;
+        }
+        lua_pop(L, 1);
+        if (lua_getfield(L, t, "date") != LUA_TNIL) {
+            const char *d = lua_tostring(L, -1);
+            if (d && strcmp(d, "DD.MM.YYYY") == 0) f->date = DATE_DMY;
+            else if (d && strcmp(d, "YYYYMMDD") == 0) f->date = DATE_YMD;
+            else return luaL_error(L, "giro.record.new: field %d: date must be DD.MM.YYYY or YYYYMMDD", (int)k);
+        }
+        lua_pop(L, 1);
+        f->not_past = opt_flag(L, t, "not_past");
+        if (lua_getfield(L, t, "suffix") != LUA_TNIL) {
+            size_t sn;
+            const char *sx = lua_tolstring(L, -1, &sn);
+            if (sx == NULL || sn == 0 || sn >= sizeof f->suffix)
+                return luaL_error(L, "giro.record.new: field %d: suffix must be 1 to %d characters",
+                                  (int)k, (int)sizeof f->suffix - 1);
+            memcpy(f->suffix, sx, sn);
+            f->suffix_len = (unsigned char)sn;
+        }
+        lua_pop(L, 1);
+        if (lua_getfield(L, t, "shape") == LUA_TSTRING) {
+            size_t len;
+            const char *err = NULL;
+            const char *p = lua_tolstring(L, -1, &len);
+            long c = compile_shape(p, len, lay->items + at, &err);
+            f->has_shape = 1;
+            f->first = at;
+            f->count = (size_t)c;
+            at += (size_t)c;
+        }
+        lua_pop(L, 1);
+        f->min = opt_size(L, t, "min", 0, k);
+        f->max = opt_size(L, t, "max", SIZE_MAX, k);
+        f->required = opt_flag(L, t, "required");
+        lua_pop(L, 1);
+    }
+    lua_setiuservalue(L, 2, UV_SETS);
+    lua_setiuservalue(L, 2, UV_FIXED);
+    lua_setiuservalue(L, 2, UV_VALUES);
+    lua_setiuservalue(L, 2, UV_NAMES);
+    return 1;
+}
+
+/* Is the string on top of the stack a value of field k?  May replace it with
+ * the value completed by the field's suffix.  The sets are at index 7. */
+static int accept(lua_State *L, const layout *lay, const field *f, lua_Integer k, lua_Integer today)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (!fits(lay, f, s, len)) {
+        char buf[256];
+        if (f->suffix_len == 0 || len + f->suffix_len > sizeof buf)
+            return 0;
+        memcpy(buf, s, len);
+        memcpy(buf + len, f->suffix, f->suffix_len);
+        if (!fits(lay, f, buf, len + f->suffix_len))
+            return 0;
+        lua_pop(L, 1);
+        s = lua_pushlstring(L, buf, len + f->suffix_len);
+        len += f->suffix_len;
+    }
+    if (!passes(f, s, len, today))
+        return 0;
+    if (f->has_set) {
+        lua_rawgeti(L, 7, k);
+        lua_pushvalue(L, -2);
+        int in = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 2);
+        return in;
+    }
+    return 1;
+}
+
+static int r_collect(lua_State *L)
+{
+    layout *lay = check_layout(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer from = luaL_optinteger(L, 4, 1);
+    luaL_argcheck(L, from >= 1, 4, "must be 1 or more");
+    lua_Integer today = luaL_optinteger(L, 5, 0);
+    lua_settop(L, 3);
+    if (lua_isnil(L, 3)) {
+        lua_createtable(L, (int)lay->nfields, 0);
+        lua_replace(L, 3);
+    }
+    int store = !(lua_isboolean(L, 3) && !lua_toboolean(L, 3));
+    if (store)
+        luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4 */
+    lua_getiuservalue(L, 1, UV_VALUES);                  /* 5 */
+    lua_getiuservalue(L, 1, UV_FIXED);                   /* 6 */
+    lua_getiuservalue(L, 1, UV_SETS);                    /* 7 */
+    lua_Integer seen = 0;
+    for (lua_Integer k = from; k <= (lua_Integer)lay->nfields; k++) {
+        const field *f = &lay->fields[k - 1];
+        lua_rawgeti(L, 4, k);
+        int ty = lua_rawget(L, 2);                       /* [.., v] */
+        if (ty == LUA_TNIL) {
+            lua_pop(L, 1);
+            if (f->has_value) {
+                if (store) {
+                    lua_rawgeti(L, 5, k);
+                    lua_rawseti(L, 3, k);
+                }
+            } else if (f->required) {
+                lua_pushvalue(L, 3);
+                lua_pushinteger(L, k);
+                lua_pushinteger(L, seen);
+                return 3;
+            }
+            continue;
+        }
+        int ok = 0;
+        if (ty == LUA_TSTRING) {
+            if (f->fixed) {
+                lua_rawgeti(L, 6, k);
+                ok = lua_rawequal(L, -1, -2);
+                lua_pop(L, 1);
+            } else {
+                ok = accept(L, lay, f, k, today);
+            }
+        }
+        if (!ok) {
+            lua_pushvalue(L, 3);
+            lua_pushinteger(L, k);
+            lua_pushinteger(L, seen);
+            return 3;
+        }
+        seen++;
+        if (store)
+            lua_rawseti(L, 3, k);
+        else
+            lua_pop(L, 1);
+    }
+    lua_pushvalue(L, 3);
+    lua_pushnil(L);
+    lua_pushinteger(L, seen);
+    return 3;
+}
+
+static int r_check(lua_State *L)
+{
+    layout *lay = check_layout(L, 1);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    luaL_checkstring(L, 3);
+    lua_Integer today = luaL_optinteger(L, 4, 0);
+    luaL_argcheck(L, k >= 1 && k <= (lua_Integer)lay->nfields, 2, "no such field");
+    const field *f = &lay->fields[k - 1];
+    lua_settop(L, 3);
+    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4..7 as in collect */
+    lua_getiuservalue(L, 1, UV_VALUES);
+    lua_getiuservalue(L, 1, UV_FIXED);
+    lua_getiuservalue(L, 1, UV_SETS);
+    lua_pushvalue(L, 3);
+    if (f->fixed) {
+        lua_rawgeti(L, 6, k);
+        lua_pushboolean(L, lua_rawequal(L, -1, 3));
+        return 1;
+    }
+    if (!accept(L, lay, f, k, today)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -2);
+    return 2;
+}
+
+static int r_size(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)check_layout(L, 1)->nfields);
+    return 1;
+}
+
+static int r_tostring(lua_State *L)
+{
+    lua_pushfstring(L, LAYOUT_MT " (%d fields)", (int)check_layout(L, 1)->nfields);
+    return 1;
+}
+
+static int r_count(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        lua_pop(L, 1);
+        n++;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+static const luaL_Reg layout_methods[] = {
+    { "collect", r_collect },
+    { "check", r_check },
+    { "size", r_size },
+    { NULL, NULL }
+};
+
+static const luaL_Reg record_funcs[] = {
+    { "new", r_new },
+    { "count", r_count },
+    { NULL, NULL }
+};
+
+int luaopen_giro_record(lua_State *L)
+{
+    luaL_newmetatable(L, LAYOUT_MT);                     /* [mt] */
+    lua_pushcfunction(L, r_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, layout_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newlib(L, record_funcs);
+    return 1;
+}
