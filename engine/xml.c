@@ -874,6 +874,7 @@ static int r_read_record(lua_State *L)
     r->rname[rlen] = '\0';
     memcpy(r->lname, r->rname, rlen + 1);
     int leaf_open = 1, leaf_line = r->cur.line;
+    lua_Integer nleaves = 0;
     lua_settop(L, 1);
     lua_createtable(L, 0, 24);                 /* 2: fields */
     lua_createtable(L, 0, 24);                 /* 3: lines */
@@ -927,10 +928,12 @@ static int r_read_record(lua_State *L)
                 lua_pushinteger(L, leaf_line);
                 lua_rawset(L, 3);
                 leaf_open = 0;
+                nleaves++;
             }
             if (e.depth == rdepth) {
                 r->cur = e;
-                return 2;
+                lua_pushinteger(L, nleaves);
+                return 3;
             }
             break;
         }
@@ -1344,7 +1347,8 @@ static void w_put(lua_State *L, xml_writer *w, const char *s, size_t n)
     if (w->ocap - w->olen < n) {
         if (w->filemode && w->olen > 0)
             w_flush(w);
-        grow(L, &w->out, &w->ocap, w->olen + n);
+        /* in file mode the buffer holds a whole chunk, so a flush writes 64 KiB */
+        grow(L, &w->out, &w->ocap, w->olen + n + (w->filemode ? CHUNK : 0));
     }
     memcpy(w->out + w->olen, s, n);
     w->olen += n;

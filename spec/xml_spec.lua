@@ -155,14 +155,16 @@ describe("giro.xml reader", function()
   it("read_record returns the leaves of an AccountInfoRecord with their lines", function()
     local r = assert(xml.from_string(REQUEST, { name = "request.xml" }))
     seek(r, "Request")
-    local header, hl = assert(r:read_record())
+    local header, hl, hn = assert(r:read_record())
     assert.same({ ServiceProviderName = "8080", ServiceProviderID = "NOR999999999-1", ServiceID = "1" }, header)
+    assert.equal(3, hn)
     assert.equal(3, hl[0])
     assert.equal(6, hl.ServiceID)
     seek(r, "EnrollmentAdd")
     assert.equal(2, r:depth())
     seek(r, "AccountInfoRecord")
-    local f, lines = assert(r:read_record())
+    local f, lines, n = assert(r:read_record())
+    assert.equal(18, n)
     assert.same({
       PortalEnrollmentStatus = "A",
       BillerAccountNumber = "999", BillerUserName = "", BillerPassword = "", BillerEnrollmentStatus = "P",

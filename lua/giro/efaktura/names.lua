@@ -63,8 +63,7 @@ local TWO_BYTE = "[\xC3\xC4\xC5][\x80-\xBF]"
 --- Fold a name for comparison: lower case, separators (space, tab, NBSP, hyphens, en dash,
 -- comma, slash, ampersand) to one space, apostrophes and full stops dropped, trimmed.
 -- level "strict" keeps letters as they are; "normal"/"loose" also fold spelling variants.
-function names.fold(s, level)
-  if type(s) ~= "string" then return "" end
+local function fold(s, level)
   s = s:lower()                                   -- ASCII letters (the C locale leaves other bytes alone)
   if s:find("[\x80-\xFF]") then
     if not utf8.len(s) then return s end          -- not UTF-8: compare the bytes, case-folded
@@ -76,6 +75,29 @@ function names.fold(s, level)
   s = s:match("^ *(.-) *$")
   if level ~= "strict" then s = s:gsub("aa", "\xC3\xA5") end
   return s
+end
+
+-- fold runs two to four times per request on names that repeat (a file has thousands of
+-- Kari and Hansen): remember the last few thousand results per level.
+local MEMO_MAX = 4096
+local memo = { strict = {}, normal = {}, loose = {} }
+local memo_n = { strict = 0, normal = 0, loose = 0 }
+
+function names.fold(s, level)
+  if type(s) ~= "string" then return "" end
+  local m = memo[level or "normal"]
+  if not m then return fold(s, level) end
+  local r = m[s]
+  if r then return r end
+  r = fold(s, level)
+  local key = level or "normal"
+  if memo_n[key] >= MEMO_MAX then
+    m = {}
+    memo[key], memo_n[key] = m, 0
+  end
+  m[s] = r
+  memo_n[key] = memo_n[key] + 1
+  return r
 end
 
 --- The parts of a name (after folding), in order.

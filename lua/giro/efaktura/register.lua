@@ -35,7 +35,7 @@ local DDL = {
       last_name TEXT NOT NULL,
       efaktura INTEGER NOT NULL,
       extra TEXT NOT NULL,
-      updated_at TEXT NOT NULL)]],
+      updated_at TEXT NOT NULL){without_rowid}]],
   [[CREATE TABLE IF NOT EXISTS files (
       id {serial},
       kind TEXT NOT NULL,
@@ -128,7 +128,28 @@ Reg.__close = Reg.close
 -- customers
 
 -- A customer: account_number, first_name, last_name, efaktura (boolean) and the CSV's
--- further columns.  Those are decoded from JSON only when a rule first asks for one.
+-- further columns (stored as a JSON object in `extra`).  Many customers share the same
+-- extra columns (a product name, a region): decoded objects of plain values are kept
+-- for the next customer with the same text (a bounded memo; each customer still gets
+-- its own table).
+local EXTRA_MAX = 1024
+local extra_memo, extra_n = {}, 0
+
+local function decode_extra(extra)
+  local t = extra_memo[extra]
+  if t then return t end
+  local ok, d = pcall(cjson.decode, extra)
+  if not ok or type(d) ~= "table" then d = false end
+  if d then
+    for _, v in pairs(d) do
+      if type(v) == "table" then return d end     -- nested values: not shared between customers
+    end
+  end
+  if extra_n >= EXTRA_MAX then extra_memo, extra_n = {}, 0 end
+  extra_memo[extra], extra_n = d, extra_n + 1
+  return d
+end
+
 local function customer_from_row(row)
   if not row then return nil end
   local c = {
@@ -139,8 +160,8 @@ local function customer_from_row(row)
   }
   local extra = row.extra
   if extra and extra ~= "{}" then
-    local ok, t = pcall(cjson.decode, extra)
-    if ok and type(t) == "table" then
+    local t = decode_extra(extra)
+    if t then
       for k, v in pairs(t) do if c[k] == nil then c[k] = v end end
     end
   end
@@ -299,12 +320,6 @@ function Reg:agreement(id)
   return row and fix_ints(row)
 end
 
--- SQL integer literal (or NULL); PostgreSQL hands integers back as strings.
-local function int(v)
-  if v == nil then return "NULL" end
-  return string.format("%d", math.tointeger(tonumber(v)))
-end
-
 local AGREEMENT_UPDATE = {}
 for _, c in ipairs(AGREEMENT_COLUMNS) do
   if c ~= "thor_user_id" and c ~= "provider" and c ~= "account" and c ~= "created_at" then
@@ -313,33 +328,23 @@ for _, c in ipairs(AGREEMENT_COLUMNS) do
 end
 AGREEMENT_UPDATE = table.concat(AGREEMENT_UPDATE, ", ")
 
+local agreement_tuples = store.tuples(AGREEMENT_COLUMNS, { line = true, file_id = true })
+
 --- Insert or update agreements (each key at most once in the list).
--- Written out column by column: this runs for every record of a file.
 function Reg:save_agreements(rows)
   if #rows == 0 then return end
-  local q, fmt, values = self.db:quoter(), string.format, {}
-  for i, r in ipairs(rows) do
-    values[i] = fmt("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-      q(r.thor_user_id), q(r.provider), q(r.account), q(r.status), q(r.element), q(r.answer), q(r.reason),
-      q(r.message), q(r.customer), q(r.request), q(r.fingerprint), q(r.proposal), q(r.decision), int(r.line),
-      int(r.file_id), q(r.created_at), q(r.updated_at))
-  end
-  self.db:exec("INSERT INTO agreements (" .. table.concat(AGREEMENT_COLUMNS, ",") .. ") VALUES " .. table.concat(values, ",")
+  self.db:exec("INSERT INTO agreements (" .. table.concat(AGREEMENT_COLUMNS, ",") .. ") VALUES " .. agreement_tuples(self.db, rows)
     .. " ON CONFLICT (thor_user_id, provider, account) DO UPDATE SET " .. AGREEMENT_UPDATE)
 end
 
-local HISTORY_COLUMNS = "thor_user_id,provider,account,file_id,seq,line,element,event,status_before,status_after,"
-  .. "answer,reason,message,detail,at"
+local HISTORY_LIST = { "thor_user_id", "provider", "account", "file_id", "seq", "line", "element", "event",
+  "status_before", "status_after", "answer", "reason", "message", "detail", "at" }
+local HISTORY_COLUMNS = table.concat(HISTORY_LIST, ",")
+local history_tuples = store.tuples(HISTORY_LIST, { file_id = true, seq = true, line = true })
 
 function Reg:add_history(rows)
   if #rows == 0 then return end
-  local q, fmt, values = self.db:quoter(), string.format, {}
-  for i, r in ipairs(rows) do
-    values[i] = fmt("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-      q(r.thor_user_id), q(r.provider), q(r.account), int(r.file_id), int(r.seq), int(r.line), q(r.element), q(r.event),
-      q(r.status_before), q(r.status_after), q(r.answer), q(r.reason), q(r.message), q(r.detail), q(r.at))
-  end
-  self.db:exec("INSERT INTO history (" .. HISTORY_COLUMNS .. ") VALUES " .. table.concat(values, ","))
+  self.db:exec("INSERT INTO history (" .. HISTORY_COLUMNS .. ") VALUES " .. history_tuples(self.db, rows))
 end
 
 --- The stored answers of a file, in order (an iterator of rows).
