@@ -18,6 +18,7 @@ run() {  # run LABEL BINARY
 }
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+make -s --no-print-directory all build/asan/giro >/dev/null || exit 1
 run normal ./giro
 run asan build/asan/giro
 passed=0 failed=0
