@@ -1,32 +1,14 @@
 -- giro repl in batch mode (stdin not a terminal), driven through io.popen with piped input.
 local lfs = require("lfs")
+local fsutil = require("fsutil")
+local tmpdir, write, rmtree = fsutil.tmpdir, fsutil.write, fsutil.rmtree
 local repl = require("giro.repl")
 
 -- the binary running these specs (./giro or build/asan/giro), so the REPL runs under ASan too
 local GIRO = lfs.symlinkattributes("/proc/self/exe").target
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
 
-local function rmtree(p)
-  for f in lfs.dir(p) do
-    if f ~= "." and f ~= ".." then
-      local q = p .. "/" .. f
-      if lfs.attributes(q, "mode") == "directory" then rmtree(q) else os.remove(q) end
-    end
-  end
-  lfs.rmdir(p)
-end
 
 -- run `giro repl ARGS` with the given input lines; returns stdout+stderr and the exit status
 local function run_repl(input, args)

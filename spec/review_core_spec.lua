@@ -1,5 +1,7 @@
 -- Review findings in the C core and the CLI: each test is a regression test for a bug found.
 local lfs = require("lfs")
+local fsutil = require("fsutil")
+local tmpdir, write = fsutil.tmpdir, fsutil.write
 local checkdigit = require("giro.checkdigit")
 
 local GIRO = lfs.symlinkattributes("/proc/self/exe").target
@@ -15,16 +17,7 @@ local function giro(prefix, args)
   return out, e, code
 end
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(lfs.mkdir(d))
-  return d
-end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb")); f:write(text); f:close()
-end
 
 describe("review: giro.checkdigit ranges", function()
   it("takes math.mininteger as a position like string.sub does (no signed overflow)", function()

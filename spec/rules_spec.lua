@@ -1,6 +1,8 @@
 -- giro.rules: sandboxed rule files (fixtures in spec/fixtures/rules).
 local rules = require("giro.rules")
 local lfs = require("lfs")
+local fsutil = require("fsutil")
+local tmpdir, write, rmtree = fsutil.tmpdir, fsutil.write, fsutil.rmtree
 
 local FIX = "spec/fixtures/rules"
 local MiB = 1024 * 1024
@@ -11,28 +13,8 @@ local function fixtures(opts)
   return rules.new(opts)
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
 
-local function rmtree(p)
-  for f in lfs.dir(p) do
-    if f ~= "." and f ~= ".." then
-      local q = p .. "/" .. f
-      if lfs.attributes(q, "mode") == "directory" then rmtree(q) else os.remove(q) end
-    end
-  end
-  lfs.rmdir(p)
-end
 
 describe("giro.rules", function()
   describe("load", function()
