@@ -234,6 +234,8 @@ static int h_hex_join(lua_State *L)
     return 1;
 }
 
+#define JOIN_BUF 1024
+
 /* A compiled hex_join recipe; idx and sep live in the same block. */
 typedef struct {
     int alg, upper, trailing;
@@ -253,6 +255,8 @@ static int joiner_new(lua_State *L)
     size_t n = (size_t)lua_rawlen(L, 5);
     if (n > 4096)
         return luaL_error(L, "giro.hash.joiner: at most 4096 parts");
+    if (seplen >= JOIN_BUF)
+        return luaL_error(L, "giro.hash.joiner: the separator must be shorter than %d bytes", JOIN_BUF);
     joiner *j = lua_newuserdatauv(L, sizeof *j + n * sizeof(lua_Integer) + seplen + 1, 1);
     j->alg = alg;
     j->upper = upper;
@@ -283,44 +287,89 @@ static int joiner_new(lua_State *L)
     return 1;
 }
 
+/* joiner:hex gathers the parts into one stack buffer and hashes it with a
+ * single update (an update per part and separator costs more than the hash
+ * itself for MAC strings of a few hundred bytes); a longer string goes in
+ * pieces.  The buffer held the key: it is cleansed. */
+/* The joiner at index 1: joiner:hex holds the metatable as upvalue 2, and
+ * comparing with it spares luaL_checkudata's registry lookup by name. */
+static const joiner *check_joiner(lua_State *L)
+{
+    const joiner *j = lua_touserdata(L, 1);
+    if (j != NULL && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
+        if (same)
+            return j;
+    }
+    return luaL_checkudata(L, 1, JOINER_MT);            /* raises the usual error */
+}
+
 static int joiner_hex(lua_State *L)
 {
-    const joiner *j = luaL_checkudata(L, 1, JOINER_MT);
+    const joiner *j = check_joiner(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 3);
     lua_getiuservalue(L, 1, 1);                          /* 4: the string keys */
     hash_engine *c = engine(L);
     int ok = direct_init(c, j->alg), first = 1, bad = 0;
-    size_t i;
-    for (i = 0; ok && i < j->n; i++) {
-        lua_Integer k = j->idx[i];
-        int t;
-        if (k == 0) {
-            lua_pushvalue(L, 3);
-            t = lua_type(L, -1);
-        } else if (k < 0) {
-            lua_rawgeti(L, 4, -k);
-            t = lua_rawget(L, 2);
+    char buf[JOIN_BUF];
+    size_t used = 0, i;
+    for (i = 0; ok && i <= j->n; i++) {
+        const char *p;
+        size_t len;
+        if (i == j->n) {                                 /* after the last part */
+            if (!j->trailing)
+                break;
+            p = j->sep;
+            len = j->seplen;
         } else {
-            t = lua_rawgeti(L, 2, k);
-        }
-        if (t == LUA_TSTRING) {
-            size_t len;
-            const char *p = lua_tolstring(L, -1, &len);
-            if (!first)
-                ok = direct_update(c, j->sep, j->seplen);
-            ok = ok && direct_update(c, p, len);
+            lua_Integer k = j->idx[i];
+            int t;
+            if (k == 0) {
+                lua_pushvalue(L, 3);
+                t = lua_type(L, -1);
+            } else if (k < 0) {
+                lua_rawgeti(L, 4, -k);
+                t = lua_rawget(L, 2);
+            } else {
+                t = lua_rawgeti(L, 2, k);
+            }
+            if (t != LUA_TSTRING) {
+                lua_pop(L, 1);
+                if (t == LUA_TNIL)
+                    continue;
+                bad = t;
+                break;
+            }
+            p = lua_tolstring(L, -1, &len);
+            lua_pop(L, 1);   /* still referenced by the table (or slot 3): p stays valid */
+            if (!first) {
+                if (used + j->seplen > sizeof buf) {
+                    ok = direct_update(c, buf, used);
+                    used = 0;
+                }
+                memcpy(buf + used, j->sep, j->seplen);   /* seplen < JOIN_BUF: checked in joiner_new */
+                used += j->seplen;
+            }
             first = 0;
-        } else if (t != LUA_TNIL) {
-            bad = t;
-            break;
         }
-        lua_pop(L, 1);
+        if (used + len > sizeof buf) {
+            ok = ok && direct_update(c, buf, used);
+            used = 0;
+            if (len > sizeof buf) {
+                ok = ok && direct_update(c, p, len);
+                continue;
+            }
+        }
+        memcpy(buf + used, p, len);
+        used += len;
     }
-    if (ok && !bad && j->trailing)
-        ok = direct_update(c, j->sep, j->seplen);
+    if (ok && !bad && used > 0)
+        ok = direct_update(c, buf, used);
+    OPENSSL_cleanse(buf, used);
     unsigned char out[EVP_MAX_MD_SIZE];
-    size_t len = ok ? direct_final(c, out) : 0;
+    size_t len = ok && !bad ? direct_final(c, out) : 0;
     if (bad)
         return luaL_error(L, "giro.hash.joiner: part %d is a %s, expected a string", (int)i + 1,
                           lua_typename(L, bad));
@@ -481,7 +530,8 @@ int luaopen_giro_hash(lua_State *L)
     lua_setfield(L, -2, "__tostring");
     lua_createtable(L, 0, 1);                           /* [engine, jmt, methods] */
     lua_pushvalue(L, -3);
-    lua_pushcclosure(L, joiner_hex, 1);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, joiner_hex, 2);
     lua_setfield(L, -2, "hex");
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);                                      /* [engine] */

@@ -9,12 +9,12 @@
  * handles every value that stops the collection (normalising it or naming the
  * problem) and then resumes.
  *
- *   local layout = record.new{
+ *   local layout = record.new({
  *     { name = "SUMMA", shape = "%d+,%d%d", max = 19, required = true },
  *     { name = "VALUUTTA", fixed = "EUR", value = "EUR" },
  *     { name = "lng", shape = "[123]" },
  *     { name = "TARKISTE" },                  -- no shape: every given value stops
- *   }
+ *   } [, nhash])                              -- room for nhash named keys in the out tables
  *   layout:collect(map [, out [, from [, today]]]) -> out, nil, seen | out, k, seen
  *   layout:check(k, s [, today])      -> true, stored value | false (field k alone)
  *   layout:size()                     -> number of fields
@@ -36,7 +36,8 @@
  *   suffix = ",00"         a value that fits only with this appended is stored
  *                          with it appended ("100" -> "100,00").
  *
- * collect fills `out` (a new table sized for the layout when nil; with false
+ * collect fills `out` (a new table sized for the layout, and nhash more
+ * named keys, when nil; with false
  * it only checks, stores nothing and returns false) and walks the fields
  * from `from` (default 1): for field k it reads
  * map[name] (raw); an absent field takes its value (out[k] = value) or stops
@@ -85,6 +86,7 @@ typedef struct {
 
 typedef struct {
     size_t nfields, nitems;
+    int nhash;            /* named keys the caller adds to a table collect makes */
     field *fields;        /* point into the same userdata block */
     shape_item *items;
 } layout;
@@ -276,9 +278,18 @@ static int passes(const field *f, const char *s, size_t len, lua_Integer today)
     return 1;
 }
 
+/* The layout at arg.  The methods hold the metatable as upvalue 1: comparing
+ * with it spares luaL_checkudata's registry lookup by name on every call. */
 static layout *check_layout(lua_State *L, int arg)
 {
-    return luaL_checkudata(L, arg, LAYOUT_MT);
+    layout *lay = lua_touserdata(L, arg);
+    if (lay != NULL && lua_getmetatable(L, arg)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return lay;
+    }
+    return luaL_checkudata(L, arg, LAYOUT_MT);          /* raises the usual error */
 }
 
 /* Read field spec at the top of the stack (index t): string/size options. */
@@ -308,6 +319,9 @@ static int opt_flag(lua_State *L, int t, const char *key)
 static int r_new(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer nhash = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, nhash >= 0 && nhash <= 64, 2, "must be 0 to 64");
+    lua_settop(L, 1);
     lua_Integer n = luaL_len(L, 1);
     /* first pass: count the items of every shape */
     size_t nitems = 0;
@@ -347,6 +361,7 @@ static int r_new(lua_State *L)
     layout *lay = lua_newuserdatauv(L, bytes, 4);        /* [specs, lay] */
     lay->nfields = nf;
     lay->nitems = nitems;
+    lay->nhash = (int)nhash;
     /* shape_item holds only bytes and uint32_t: it is aligned after field */
     lay->fields = (field *)(void *)(lay + 1);
     lay->items = (shape_item *)(void *)(lay->fields + nf);
@@ -482,7 +497,7 @@ static int r_collect(lua_State *L)
     lua_Integer today = luaL_optinteger(L, 5, 0);
     lua_settop(L, 3);
     if (lua_isnil(L, 3)) {
-        lua_createtable(L, (int)lay->nfields, 0);
+        lua_createtable(L, (int)lay->nfields, lay->nhash);
         lua_replace(L, 3);
     }
     int store = !(lua_isboolean(L, 3) && !lua_toboolean(L, 3));
@@ -609,9 +624,12 @@ static const luaL_Reg record_funcs[] = {
 int luaopen_giro_record(lua_State *L)
 {
     luaL_newmetatable(L, LAYOUT_MT);                     /* [mt] */
-    lua_pushcfunction(L, r_tostring);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, r_tostring, 1);
     lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, layout_methods);
+    luaL_newlibtable(L, layout_methods);                 /* [mt, methods] */
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, layout_methods, 1);                 /* each holds the metatable */
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newlib(L, record_funcs);
