@@ -36,6 +36,42 @@ describe("giro.hash.hex_join and joiner", function()
     assert.equal(openssl("sha256", "a&b"), hash.hex_join("sha256", "lower", "&", false, { "a", "b", nil, "c" }))
   end)
 
+  it("joiner:hex agrees with openssl dgst past its 1024-byte buffer and by name", function()
+    -- parts that fill the buffer exactly, overflow it, and one longer than it; a long separator
+    local big, t = string.rep("x", 3000), {}
+    for i = 1, 40 do t[i] = string.rep(string.char(64 + i % 26), 10 * i) end
+    local idx, parts = {}, {}
+    for i = 1, 40 do idx[i] = i; parts[i] = t[i] end
+    assert.equal(openssl("sha256", table.concat(parts, "<->") .. "<->"),
+      hash.joiner("sha256", "lower", "<->", true, idx):hex(t))
+    assert.equal(openssl("sha512", "k;" .. big .. ";" .. string.rep("y", 1023)),
+      hash.joiner("sha512", "lower", ";", false, { 0, 1, 2 }):hex({ big, string.rep("y", 1023) }, "k"))
+    assert.equal(openssl("md5", string.rep("z", 1024) .. "&"),
+      hash.joiner("md5", "lower", "&", true, { 1 }):hex({ string.rep("z", 1024) }))
+    assert.equal(openssl("sha256", "&"), hash.joiner("sha256", "lower", "&", true, { 1 }):hex({}))
+    local m = { VIITE = "1232", SUMMA = "100,00" }
+    assert.equal(openssl("sha256", "key&1232&100,00&"):upper(),
+      hash.joiner("sha256", "upper", "&", true, { 0, "VIITE", "MISSING", "SUMMA" }):hex(m, "key"))
+  end)
+
+  it("joiner:equal compares a given hex MAC with the one it computes, in either case on request", function()
+    local key = string.rep("k", 64)
+    local want = openssl("sha256", key .. "&1232&100,00&")
+    local j = hash.joiner("sha256", "upper", "&", true, { 0, "VIITE", "SUMMA" })
+    local m = { VIITE = "1232", SUMMA = "100,00" }
+    assert.is_true(j:equal(m, key, want:upper()))
+    assert.is_false(j:equal(m, key, want))                     -- lower case: the recipe says upper
+    assert.is_true(j:equal(m, key, want, true))                -- any_case
+    assert.is_true(j:equal(m, key, want:sub(1, 10):upper() .. want:sub(11), true))
+    assert.is_false(j:equal(m, key, want:upper():sub(1, 63)))  -- one digit short
+    assert.is_false(j:equal(m, key, want:upper():sub(1, 63) .. "G", true))
+    assert.is_false(j:equal(m, "other", want:upper()))
+    assert.is_false(j:equal({ VIITE = "1232", SUMMA = "100,01" }, key, want:upper(), true))
+    assert.has_error(function() j:equal(m, key, nil) end)
+    assert.has_error(function() j:equal({ VIITE = 1232 }, key, want) end,
+      "giro.hash.joiner: part 2 is a number, expected a string")
+  end)
+
   it("raise on wrong arguments and parts that are not strings", function()
     assert.has_error(function() hash.hex_join("sha3", "lower", "&", true, {}) end)
     assert.has_error(function() hash.hex_join("sha256", "mixed", "&", true, {}) end)
