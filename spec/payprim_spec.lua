@@ -202,6 +202,43 @@ describe("giro.record", function()
     end
   end)
 
+  it("parses a query string that is plainly a record of the layout, false for anything else", function()
+    local layout = record.new({
+      { name = "SUMMA", shape = "%d+,%d%d", max = 8, required = true },
+      { name = "VALUUTTA", fixed = "EUR" },
+      { name = "lng", shape = "%d", values = { "1", "2", "3" } },
+      { name = "REF", shape = "[1-9]%d*", min = 4, check_digit = "731" },
+      { name = "DUE", shape = "%d%d%.%d%d%.%d%d%d%d", date = "DD.MM.YYYY", not_past = true },
+      { name = "NOTE", shape = "[ -~]*", max = 5 },
+      { name = "AMT", shape = "[1-9]%d*,%d%d", suffix = ",00" },
+    })
+    local map, n = layout:parse("lng=2&SUMMA=12,50&&VALUUTTA=EUR&REF=1232")
+    assert.same({ SUMMA = "12,50", VALUUTTA = "EUR", lng = "2", REF = "1232" }, map)
+    assert.equal(4, n)
+    assert.same({ { SUMMA = "1,00", NOTE = "" }, 2 }, { layout:parse("?SUMMA=1,00&NOTE") })
+    assert.same({ { SUMMA = "1,00", NOTE = "a=b" }, 2 }, { layout:parse("SUMMA=1,00&NOTE=a=b") })
+    assert.same({ { SUMMA = "1,00", DUE = "31.12.2024" }, 2 },
+      { layout:parse("SUMMA=1,00&DUE=31.12.2024", 20241231) })
+    assert.same({ { SUMMA = "1,00", AMT = "7,50" }, 2 }, { layout:parse("SUMMA=1,00&AMT=7,50") })
+    for _, q in ipairs({
+      "", "lng=2",                                   -- required SUMMA absent
+      "SUMMA=1,00&lng=2&lng=2",                      -- given twice
+      "SUMMA=1,00&summa=1,00", "SUMMA=1,00&X=1",     -- another spelling, an unknown name
+      "SUMMA=1%2C00", "SUMMA=1,00&NOTE=a+b",         -- escapes: url.parse_query_map's work
+      "SUMMA=1,0", "SUMMA=1,00&VALUUTTA=SEK",        -- shape, fixed value
+      "SUMMA=1,00&lng=4", "SUMMA=1,00&REF=1233",     -- values, check digit
+      "SUMMA=1,00&NOTE=toolong",                     -- max
+      "SUMMA=1,00&DUE=31.12.2024",                   -- not_past without today
+      "SUMMA=1,00&DUE=30.12.2024",                   -- in the past
+      "SUMMA=1,00&AMT=7",                            -- would need the suffix: collect's business
+    }) do
+      assert.is_false(layout:parse(q, q:find("DUE=30") and 20241231 or nil), q)
+    end
+    local wide = {}
+    for i = 1, 65 do wide[i] = { name = "F" .. i, shape = "%d" } end
+    assert.is_false(record.new(wide):parse("F1=1"))
+  end)
+
   it("counts the keys of any table, and refuses bad layouts", function()
     assert.equal(3, record.count({ 1, 2, x = 3 }))
     assert.equal(0, record.count({}))

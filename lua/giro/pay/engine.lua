@@ -619,19 +619,31 @@ end
 --     extra = { {name, value}... } | nil, code, meaning, status }
 function Message:verify(input, opts)
   opts = opts or NO_OPTS
-  local map, count
-  -- a bare query string or body (no URL to strip): input_map's work without its call
-  if type(input) == "string" and not find(input, "?", 1, true) and not find(input, "#", 1, true) then
+  local map, count, plan
+  -- a bare query string or body (no URL to strip)
+  local bare = type(input) == "string" and not find(input, "?", 1, true) and not find(input, "#", 1, true)
+  local only = self.only_plan
+  if bare and only then
+    -- the common case in one C call: the parameters are exactly fields of the plan, each value
+    -- taken as it is (giro.record's parse); false sends everything else the general way below
+    map, count = (only.verify_layout or layout_of(only, "verify")):parse(input)
+    if map then plan = only end
+  end
+  local checked = map and true or false
+  local canonical, extra = false, nil
+  if checked then
+    -- parsed and checked by the layout
+  elseif bare then
     map, count = parse_query_map(input)
     if not map then return nil, (count:gsub("^giro%.url%.parse_query_map: ", "")) end
   else
     map, count = input_map(input)
     if not map then return nil, count end
   end
-  local canonical, extra = false, nil
-  local plan
   local vf = self.version_field
-  if vf then
+  if checked then
+    -- the plan is known
+  elseif vf then
     local v = map[vf]
     if v == nil then
       map, count, extra = self:_canonical(map)
@@ -661,7 +673,7 @@ function Message:verify(input, opts)
   -- result's fields when no value needs converting for display
   local names, check, layout = plan.names, plan.check, plan.verify_layout or layout_of(plan, "verify")
   local plain = plan.plain_fixed
-  while true do
+  while not checked do
     local seen, from = 0, 1
     while true do
       local _, k, s = layout:collect(map, false, from)
