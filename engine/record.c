@@ -17,6 +17,7 @@
  *   } [, nhash])                              -- room for nhash named keys in the out tables
  *   layout:collect(map [, out [, from [, today]]]) -> out, nil, seen | out, k, seen
  *   layout:parse(query [, today])     -> map, count | false
+ *   layout:take(map [, today])        -> out, count | false
  *   layout:check(k, s [, today])      -> true, stored value | false (field k alone)
  *   layout:size()                     -> number of fields
  *   record.count(t)                   -> number of keys in t (any kind)
@@ -58,6 +59,13 @@
  * gives false, and the caller does the general work (url.parse_query_map,
  * collect, its own reasons): parse never names a problem.  Layouts of more
  * than 64 fields always give false.
+ *
+ * take is collect's all-or-nothing twin for a whole map: out (a new table,
+ * as collect makes) when every key of map is the name of a field and every
+ * value is taken (suffix included), with the values of the absent fields
+ * filled in and no required field absent; count is the number of keys.
+ * Anything else (a key that is not a field, a value that is not a string or
+ * not taken) gives false, and the caller walks the fields with collect.
  *
  * A shape is a sequence of items, each one character class followed by an
  * optional quantifier, with the syntax of Lua patterns: a literal character,
@@ -603,6 +611,68 @@ other:
     return 1;
 }
 
+static int r_take(lua_State *L)
+{
+    layout *lay = check_layout(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer today = luaL_optinteger(L, 3, 0);
+    if (lay->nfields > 64) {                             /* the seen mask below */
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 2);
+    lua_createtable(L, (int)lay->nfields, lay->nhash);   /* 3: out */
+    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4..7 as in collect */
+    lua_getiuservalue(L, 1, UV_VALUES);
+    lua_getiuservalue(L, 1, UV_FIXED);
+    lua_getiuservalue(L, 1, UV_SETS);
+    uint64_t seen = 0;
+    lua_Integer count = 0;
+    size_t next = 1;
+    lua_pushnil(L);
+    while (lua_next(L, 2) != 0) {                        /* [.., name, value] */
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            goto other;
+        size_t nl;
+        const char *name = lua_tolstring(L, -2, &nl);
+        size_t k = field_named(lay, name, nl, next);
+        if (k == 0)
+            goto other;
+        seen |= (uint64_t)1 << (k - 1);                  /* a table has each key once */
+        next = k % lay->nfields + 1;
+        const field *f = &lay->fields[k - 1];
+        int ok;
+        if (f->fixed) {
+            lua_rawgeti(L, 6, (lua_Integer)k);
+            ok = lua_rawequal(L, -1, -2);
+            lua_pop(L, 1);
+        } else {
+            ok = accept(L, lay, f, (lua_Integer)k, today);
+        }
+        if (!ok)
+            goto other;
+        lua_rawseti(L, 3, (lua_Integer)k);               /* [.., name] */
+        count++;
+    }
+    for (size_t i = 0; i < lay->nfields; i++) {
+        const field *f = &lay->fields[i];
+        if (seen >> i & 1)
+            continue;
+        if (f->has_value) {
+            lua_rawgeti(L, 5, (lua_Integer)i + 1);
+            lua_rawseti(L, 3, (lua_Integer)i + 1);
+        } else if (f->required) {
+            goto other;
+        }
+    }
+    lua_settop(L, 3);
+    lua_pushinteger(L, count);
+    return 2;
+other:
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
 static int r_collect(lua_State *L)
 {
     layout *lay = check_layout(L, 1);
@@ -726,6 +796,7 @@ static int r_count(lua_State *L)
 static const luaL_Reg layout_methods[] = {
     { "collect", r_collect },
     { "parse", r_parse },
+    { "take", r_take },
     { "check", r_check },
     { "size", r_size },
     { NULL, NULL }

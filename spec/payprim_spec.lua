@@ -239,6 +239,58 @@ describe("giro.record", function()
     assert.is_false(record.new(wide):parse("F1=1"))
   end)
 
+  it("takes a whole map when every key is a field and every value is taken, false otherwise", function()
+    local layout = record.new({
+      { name = "SUMMA", shape = "[1-9]%d*,%d%d", max = 8, required = true, suffix = ",00" },
+      { name = "VALUUTTA", fixed = "EUR", value = "EUR" },
+      { name = "lng", shape = "%d", values = { "1", "2", "3" } },
+      { name = "MAC" },
+      { name = "DUE", shape = "%d%d%.%d%d%.%d%d%d%d", date = "DD.MM.YYYY", not_past = true },
+    }, 2)
+    assert.same({ { "12,50", "EUR", "2" }, 2 }, { layout:take({ lng = "2", SUMMA = "12,50" }) })
+    assert.same({ { "100,00", "EUR" }, 2 }, { layout:take({ SUMMA = "100", VALUUTTA = "EUR" }) })
+    assert.same({ { "1,00", "EUR", nil, nil, "31.12.2024" }, 2 },
+      { layout:take({ SUMMA = "1,00", DUE = "31.12.2024" }, 20241231) })
+    local out = layout:take({ SUMMA = "1,00" })
+    out.plan, out.mac = 1, 2                                   -- the room nhash made
+    assert.same({ "1,00", "EUR", plan = 1, mac = 2 }, out)
+    for _, m in ipairs({
+      {}, { lng = "2" },                                       -- required SUMMA absent
+      { SUMMA = "1,00", X = "1" }, { SUMMA = "1,00", summa = "1,00" }, { SUMMA = "1,00", [1] = "x" },
+      { SUMMA = 100 }, { SUMMA = "0,50" }, { SUMMA = "1,00", VALUUTTA = "SEK" },
+      { SUMMA = "1,00", lng = "4" }, { SUMMA = "1,00", MAC = "x" },
+      { SUMMA = "1,00", DUE = "31.12.2024" },                  -- not_past without today
+    }) do
+      assert.is_false(layout:take(m))
+    end
+    assert.is_false(layout:take({ SUMMA = "1,00", DUE = "30.12.2024" }, 20241231))
+    assert.has_error(function() record.new({}, 65) end)
+    -- take is collect run over the whole map with nothing left over, or false
+    local choices = {
+      SUMMA = { "12,50", "100", "0,50", "x" }, VALUUTTA = { "EUR", "SEK" }, lng = { "1", "4" },
+      MAC = { "ab" }, DUE = { "31.12.2024", "30.12.2024", "31.02.2025" }, other = { "1" },
+    }
+    local names = { "SUMMA", "VALUUTTA", "lng", "MAC", "DUE", "other" }
+    local seed = 7
+    for _ = 1, 400 do
+      local m = {}
+      for _, name in ipairs(names) do
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        local c = choices[name]
+        local pick = seed % (#c + 2)               -- absent more often than any one value
+        if pick < #c then m[name] = c[pick + 1] end
+      end
+      local cout, k, seen = layout:collect(m, nil, 1, 20241231)
+      local tout, n = layout:take(m, 20241231)
+      if k == nil and seen == record.count(m) then
+        assert.same(cout, tout)
+        assert.equal(seen, n)
+      else
+        assert.is_false(tout)
+      end
+    end
+  end)
+
   it("counts the keys of any table, and refuses bad layouts", function()
     assert.equal(3, record.count({ 1, 2, x = 3 }))
     assert.equal(0, record.count({}))

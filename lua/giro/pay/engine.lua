@@ -432,21 +432,27 @@ function Message:build(input, opts)
       if not ok then return nil, kerr end
     end
   end
-  -- the layout takes every value already in wire form; the others stop it at their field
-  local vals, seen, from, layout = nil, 0, 1, plan.build_layout or layout_of(plan, "build")
+  -- the layout takes every value already in wire form: all of them in the common case (take),
+  -- else the others stop it at their field
+  local layout = plan.build_layout or layout_of(plan, "build")
   local day = plan.needs_today and (today or formats.today()) or nil
-  while true do
-    local k, s
-    vals, k, s = layout:collect(input, vals, from, day)
-    seen = seen + s
-    if not k then break end
-    local v = input[plan.names[k]]
-    if v == nil then return nil, plan.names[k] .. ": required" end
-    local b, err = build_value(plan, k, v, today)
-    if not b then return nil, err end
-    vals[k], seen, from = b, seen + 1, k + 1
+  local vals = layout:take(input, day)
+  if not vals then
+    local seen, from = 0, 1
+    vals = nil   -- (take gave false: collect would only check)
+    while true do
+      local k, s
+      vals, k, s = layout:collect(input, vals, from, day)
+      seen = seen + s
+      if not k then break end
+      local v = input[plan.names[k]]
+      if v == nil then return nil, plan.names[k] .. ": required" end
+      local b, err = build_value(plan, k, v, today)
+      if not b then return nil, err end
+      vals[k], seen, from = b, seen + 1, k + 1
+    end
+    if seen ~= count_keys(input) then return nil, input_error(self, plan, input, "unexpected input") end
   end
-  if seen ~= count_keys(input) then return nil, input_error(self, plan, input, "unexpected input") end
   local post_k, post = plan.build_post_k, plan.build_post
   for i = 1, #post_k do
     local k = post_k[i]
