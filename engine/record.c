@@ -53,7 +53,8 @@
  * segments skipped, a segment without '=' has the value "") straight into a
  * new map name -> value when it is plainly a record of this layout: every
  * name is one of the fields, spelled as the layout spells it and given once,
- * no name or value has a '%' or '+' escape, every value is taken as collect
+ * no name or value has a '%' or '+' escape or a '?' or '#' (so a URL or a
+ * fragment is the caller's business), every value is taken as collect
  * takes it without a suffix, and no required field is absent (absent fields
  * are not filled in).  count is the number of parameters.  Anything else
  * gives false, and the caller does the general work (url.parse_query_map,
@@ -569,8 +570,8 @@ static int r_parse(lua_State *L)
             if (*p == '=') {
                 if (eq == NULL)
                     eq = p;
-            } else if (*p == '%' || *p == '+') {
-                plain = 0;
+            } else if (*p == '%' || *p == '+' || *p == '?' || *p == '#') {
+                plain = 0;                               /* escapes, a URL, a fragment */
             }
         }
         const char *stop = p;
@@ -580,7 +581,7 @@ static int r_parse(lua_State *L)
             continue;                                    /* empty segment */
         const char *nend = eq ? eq : stop, *v = eq ? eq + 1 : stop;
         size_t k = plain ? field_named(lay, seg, (size_t)(nend - seg), next) : 0;
-        if (k == 0 || (seen >> (k - 1) & 1))             /* escapes, unknown name, twice */
+        if (k == 0 || (seen >> (k - 1) & 1))             /* not plain, unknown name, twice */
             goto other;
         seen |= (uint64_t)1 << (k - 1);
         next = k % lay->nfields + 1;

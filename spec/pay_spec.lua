@@ -360,7 +360,8 @@ describe("Danske Bank v4", function()
         q:gsub("TARKISTE=(%x+)", function(h) return "TARKISTE=" .. h:sub(2) end),
         q:gsub("&ERAPAIVA=[^&]*", ""), q:gsub("ERAPAIVA=01", "ERAPAIVA=32"), q .. "&SUMMA=100,00",
         q .. "&viite=1232", q:gsub("KNRO", "knro"), q .. "&order=5", q:gsub("KNRO=%d+", "KNRO=%%30"),
-        q:gsub("KNRO=%d+", "KNRO=+"), q:gsub("MTAPA=1", "MTAPA=12"), "", "KNRO=1" }
+        q:gsub("KNRO=%d+", "KNRO=+"), q:gsub("MTAPA=1", "MTAPA=12"), q .. "#frag", "?" .. q,
+        q:gsub("MTAPA=1", "MTAPA=1?"), "", "KNRO=1" }
       for _, v in ipairs(variants) do
         for _, key in ipairs({ DKEY, DKEY:lower(), "short" }) do
           local fast = { danske:verify("return", v, { key = key }) }

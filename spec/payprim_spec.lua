@@ -225,6 +225,8 @@ describe("giro.record", function()
       "SUMMA=1,00&lng=2&lng=2",                      -- given twice
       "SUMMA=1,00&summa=1,00", "SUMMA=1,00&X=1",     -- another spelling, an unknown name
       "SUMMA=1%2C00", "SUMMA=1,00&NOTE=a+b",         -- escapes: url.parse_query_map's work
+      "SUMMA=1,00&NOTE=a?b", "SUMMA=1,00&NOTE=a#b",  -- a URL's query, a fragment: the caller's
+      "??SUMMA=1,00", "SUMMA=1,00#",
       "SUMMA=1,0", "SUMMA=1,00&VALUUTTA=SEK",        -- shape, fixed value
       "SUMMA=1,00&lng=4", "SUMMA=1,00&REF=1233",     -- values, check digit
       "SUMMA=1,00&NOTE=toolong",                     -- max

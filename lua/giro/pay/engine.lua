@@ -626,12 +626,11 @@ end
 function Message:verify(input, opts)
   opts = opts or NO_OPTS
   local map, count, plan
-  -- a bare query string or body (no URL to strip)
-  local bare = type(input) == "string" and not find(input, "?", 1, true) and not find(input, "#", 1, true)
   local only = self.only_plan
-  if bare and only then
-    -- the common case in one C call: the parameters are exactly fields of the plan, each value
-    -- taken as it is (giro.record's parse); false sends everything else the general way below
+  if only and type(input) == "string" then
+    -- the common case in one C call: a query string whose parameters are exactly fields of the
+    -- plan, each value taken as it is, no escape, URL or fragment (giro.record's parse); false
+    -- sends everything else the general way below
     map, count = (only.verify_layout or layout_of(only, "verify")):parse(input)
     if map then plan = only end
   end
@@ -639,7 +638,8 @@ function Message:verify(input, opts)
   local canonical, extra = false, nil
   if checked then
     -- parsed and checked by the layout
-  elseif bare then
+  elseif type(input) == "string" and not find(input, "?", 1, true) and not find(input, "#", 1, true) then
+    -- a bare query string or body (no URL to strip): input_map's work without its call
     map, count = parse_query_map(input)
     if not map then return nil, (count:gsub("^giro%.url%.parse_query_map: ", "")) end
   else
