@@ -59,7 +59,7 @@
  * are not filled in).  count is the number of parameters.  Anything else
  * gives false, and the caller does the general work (url.parse_query_map,
  * collect, its own reasons): parse never names a problem.  Layouts of more
- * than 64 fields always give false.
+ * than 64 fields, and a query that is not a string, always give false.
  *
  * take is collect's all-or-nothing twin for a whole map: out (a new table,
  * as collect makes) when every key of map is the name of a field and every
@@ -532,10 +532,13 @@ static int accept(lua_State *L, const layout *lay, const field *f, lua_Integer k
  * at field `from` (a message usually lists its fields in spec order). */
 static size_t field_named(const layout *lay, const char *s, size_t n, size_t from)
 {
-    for (size_t i = 0; i < lay->nfields; i++) {
-        size_t k = (from - 1 + i) % lay->nfields;
+    size_t k = from - 1;
+    for (size_t i = 0; i < lay->nfields; i++, k++) {
+        if (k == lay->nfields)
+            k = 0;
         const field *f = &lay->fields[k];
-        if (f->name_len == n && memcmp(lay->names + f->name_off, s, n) == 0)
+        const char *name = lay->names + f->name_off;
+        if (f->name_len == n && (n == 0 || (name[0] == s[0] && memcmp(name, s, n) == 0)))
             return k + 1;
     }
     return 0;
@@ -545,9 +548,9 @@ static int r_parse(lua_State *L)
 {
     layout *lay = check_layout(L, 1);
     size_t n;
-    const char *s = luaL_checklstring(L, 2, &n);
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
     lua_Integer today = luaL_optinteger(L, 3, 0);
-    if (lay->nfields > 64) {                             /* the seen mask below */
+    if (s == NULL || lay->nfields > 64) {                /* the seen mask below */
         lua_pushboolean(L, 0);
         return 1;
     }

@@ -236,9 +236,16 @@ describe("giro.record", function()
     }) do
       assert.is_false(layout:parse(q, q:find("DUE=30") and 20241231 or nil), q)
     end
+    assert.is_false(layout:parse({ SUMMA = "1,00" }))          -- not a query string
+    assert.is_false(layout:parse(12))
     local wide = {}
     for i = 1, 65 do wide[i] = { name = "F" .. i, shape = "%d" } end
     assert.is_false(record.new(wide):parse("F1=1"))
+    -- names matched whatever order they come in, and only whole
+    local abc = record.new({ { name = "A", shape = "%d" }, { name = "AB", shape = "%d" }, { name = "B", shape = "%d" } })
+    assert.same({ { B = "3", AB = "2", A = "1" }, 3 }, { abc:parse("B=3&AB=2&A=1") })
+    assert.is_false(abc:parse("ABC=1"))
+    assert.is_false(abc:parse("=1"))
   end)
 
   it("takes a whole map when every key is a field and every value is taken, false otherwise", function()

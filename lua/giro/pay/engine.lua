@@ -169,9 +169,12 @@ local function compile_layout(plan, mode)
   return record.new(specs, mode == "build" and 3 or 0), post_k, post_fn
 end
 
+local layout_take, layout_parse   -- methods of every giro.record layout, fetched from the first
+
 local function layout_of(plan, mode)
   local layout, post_k, post = compile_layout(plan, mode)
   plan[mode .. "_layout"], plan[mode .. "_post_k"], plan[mode .. "_post"] = layout, post_k, post
+  layout_take, layout_parse = layout_take or layout.take, layout_parse or layout.parse
   return layout
 end
 
@@ -436,7 +439,7 @@ function Message:build(input, opts)
   -- else the others stop it at their field
   local layout = plan.build_layout or layout_of(plan, "build")
   local day = plan.needs_today and (today or formats.today()) or nil
-  local vals = layout:take(input, day)
+  local vals = layout_take(layout, input, day)
   if not vals then
     local seen, from = 0, 1
     vals = nil   -- (take gave false: collect would only check)
@@ -627,11 +630,12 @@ function Message:verify(input, opts)
   opts = opts or NO_OPTS
   local map, count, plan
   local only = self.only_plan
-  if only and type(input) == "string" then
+  if only then
     -- the common case in one C call: a query string whose parameters are exactly fields of the
     -- plan, each value taken as it is, no escape, URL or fragment (giro.record's parse); false
-    -- sends everything else the general way below
-    map, count = (only.verify_layout or layout_of(only, "verify")):parse(input)
+    -- (also for a table) sends everything else the general way below
+    local layout = only.verify_layout or layout_of(only, "verify")   -- (sets layout_parse)
+    map, count = layout_parse(layout, input)
     if map then plan = only end
   end
   local checked = map and true or false
