@@ -4,8 +4,10 @@
 -- Compilation happens once per definition: every field becomes two closures and a fast path
 -- (formats.lua), every (message, version) a plan: flat arrays indexed by the field's position k in
 -- the plan, two giro.record layouts (build, verify) and a MAC recipe.  Building or verifying a
--- message is then one giro.record call for the common values, the closures only for the values it
--- stops at, a few `post` checks, and one giro.hash.hex_join for the MAC.
+-- message is then one giro.record call for the common case (layout:take of the input table,
+-- layout:parse of a plain query string), else layout:collect with the closures for the values it
+-- stops at; a few `post` checks; and one hash.joiner call for the MAC (joiner:equal compares it in
+-- constant time when verifying).
 --
 --   local c = engine.compile(def)             -- nil, message on a bad definition
 --   c.messages[name]:build(input, opts)       -- opts.key, opts.version, opts.today, opts.env
