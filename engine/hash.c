@@ -16,7 +16,9 @@
  *   hash.joiner(alg, case, sep, trailing, idx)
  *       -> the same recipe compiled once: joiner:hex(t [, extra]) gives what
  *          hex_join(alg, case, sep, trailing, t, idx, extra) gives; here idx
- *          entries may also be strings (t's keys: a map by name).
+ *          entries may also be strings (t's keys: a map by name);
+ *          joiner:equal(t, extra, mac [, any_case]) -> whether mac is that hex
+ *          (constant time in the content; any_case: letters of either case).
  *
  * Every digest runs on OpenSSL EVP with algorithms fetched once per Lua state
  * (EVP_MD_fetch) and one reusable EVP_MD_CTX for the one-shot calls: the
@@ -234,6 +236,8 @@ static int h_hex_join(lua_State *L)
     return 1;
 }
 
+#define JOIN_BUF 1024
+
 /* A compiled hex_join recipe; idx and sep live in the same block. */
 typedef struct {
     int alg, upper, trailing;
@@ -253,6 +257,8 @@ static int joiner_new(lua_State *L)
     size_t n = (size_t)lua_rawlen(L, 5);
     if (n > 4096)
         return luaL_error(L, "giro.hash.joiner: at most 4096 parts");
+    if (seplen >= JOIN_BUF)
+        return luaL_error(L, "giro.hash.joiner: the separator must be shorter than %d bytes", JOIN_BUF);
     joiner *j = lua_newuserdatauv(L, sizeof *j + n * sizeof(lua_Integer) + seplen + 1, 1);
     j->alg = alg;
     j->upper = upper;
@@ -283,53 +289,143 @@ static int joiner_new(lua_State *L)
     return 1;
 }
 
-static int joiner_hex(lua_State *L)
+/* joiner:hex gathers the parts into one stack buffer and hashes it with a
+ * single update (an update per part and separator costs more than the hash
+ * itself for MAC strings of a few hundred bytes); a longer string goes in
+ * pieces.  The buffer held the key: it is cleansed. */
+/* The joiner at index 1: joiner:hex holds the metatable as upvalue 2, and
+ * comparing with it spares luaL_checkudata's registry lookup by name. */
+static const joiner *check_joiner(lua_State *L)
 {
-    const joiner *j = luaL_checkudata(L, 1, JOINER_MT);
+    const joiner *j = lua_touserdata(L, 1);
+    if (j != NULL && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
+        if (same)
+            return j;
+    }
+    return luaL_checkudata(L, 1, JOINER_MT);            /* raises the usual error */
+}
+
+/* Digest the parts of t (index 2) with extra (index 3) into hex (2 *
+ * EVP_MAX_MD_SIZE bytes) in the joiner's case; returns the hex length.
+ * Raises on a part that is not a string.  Uses one stack slot above top. */
+static size_t joiner_digest(lua_State *L, const joiner *j, char *hex)
+{
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 3);
-    lua_getiuservalue(L, 1, 1);                          /* 4: the string keys */
+    lua_getiuservalue(L, 1, 1);                          /* the string keys */
+    int keys = lua_gettop(L);
     hash_engine *c = engine(L);
     int ok = direct_init(c, j->alg), first = 1, bad = 0;
-    size_t i;
-    for (i = 0; ok && i < j->n; i++) {
-        lua_Integer k = j->idx[i];
-        int t;
-        if (k == 0) {
-            lua_pushvalue(L, 3);
-            t = lua_type(L, -1);
-        } else if (k < 0) {
-            lua_rawgeti(L, 4, -k);
-            t = lua_rawget(L, 2);
+    char buf[JOIN_BUF];
+    size_t used = 0, i;
+    for (i = 0; ok && i <= j->n; i++) {
+        const char *p;
+        size_t len;
+        if (i == j->n) {                                 /* after the last part */
+            if (!j->trailing)
+                break;
+            p = j->sep;
+            len = j->seplen;
         } else {
-            t = lua_rawgeti(L, 2, k);
-        }
-        if (t == LUA_TSTRING) {
-            size_t len;
-            const char *p = lua_tolstring(L, -1, &len);
-            if (!first)
-                ok = direct_update(c, j->sep, j->seplen);
-            ok = ok && direct_update(c, p, len);
+            lua_Integer k = j->idx[i];
+            int t;
+            if (k == 0) {
+                lua_pushvalue(L, 3);
+                t = lua_type(L, -1);
+            } else if (k < 0) {
+                lua_rawgeti(L, keys, -k);
+                t = lua_rawget(L, 2);
+            } else {
+                t = lua_rawgeti(L, 2, k);
+            }
+            if (t != LUA_TSTRING) {
+                lua_pop(L, 1);
+                if (t == LUA_TNIL)
+                    continue;
+                bad = t;
+                break;
+            }
+            p = lua_tolstring(L, -1, &len);
+            lua_pop(L, 1);   /* still referenced by the table (or slot 3): p stays valid */
+            if (!first) {
+                if (used + j->seplen > sizeof buf) {
+                    ok = direct_update(c, buf, used);
+                    used = 0;
+                }
+                memcpy(buf + used, j->sep, j->seplen);   /* seplen < JOIN_BUF: checked in joiner_new */
+                used += j->seplen;
+            }
             first = 0;
-        } else if (t != LUA_TNIL) {
-            bad = t;
-            break;
         }
-        lua_pop(L, 1);
+        if (used + len > sizeof buf) {
+            ok = ok && direct_update(c, buf, used);
+            used = 0;
+            if (len > sizeof buf) {
+                ok = ok && direct_update(c, p, len);
+                continue;
+            }
+        }
+        memcpy(buf + used, p, len);
+        used += len;
     }
-    if (ok && !bad && j->trailing)
-        ok = direct_update(c, j->sep, j->seplen);
+    if (ok && !bad && used > 0)
+        ok = direct_update(c, buf, used);
+    OPENSSL_cleanse(buf, used);
     unsigned char out[EVP_MAX_MD_SIZE];
-    size_t len = ok ? direct_final(c, out) : 0;
+    size_t len = ok && !bad ? direct_final(c, out) : 0;
     if (bad)
-        return luaL_error(L, "giro.hash.joiner: part %d is a %s, expected a string", (int)i + 1,
+        return (size_t)luaL_error(L, "giro.hash.joiner: part %d is a %s, expected a string", (int)i + 1,
                           lua_typename(L, bad));
     if (!ok || len == 0)
-        return luaL_error(L, "giro.hash: OpenSSL digest failed");
-    char hex[2 * EVP_MAX_MD_SIZE];
+        return (size_t)luaL_error(L, "giro.hash: OpenSSL digest failed");
     to_hex(hex, out, len, j->upper);
     OPENSSL_cleanse(out, sizeof out);
-    lua_pushlstring(L, hex, 2 * len);
+    lua_pop(L, 1);                                       /* the keys */
+    return 2 * len;
+}
+
+static int joiner_hex(lua_State *L)
+{
+    const joiner *j = check_joiner(L);
+    lua_settop(L, 3);
+    char hex[2 * EVP_MAX_MD_SIZE];
+    size_t n = joiner_digest(L, j, hex);
+    lua_pushlstring(L, hex, n);
+    return 1;
+}
+
+static unsigned char upper_of(unsigned char c)
+{
+    return (unsigned char)(c - 32 * ((c >= 'a') & (c <= 'z')));
+}
+
+/* joiner:equal(t, extra, mac [, any_case]): does mac equal joiner:hex(t, extra)?
+ * Constant time in the content (the lengths, public for MACs, may leak);
+ * with any_case the letters' case does not matter. */
+static int joiner_equal(lua_State *L)
+{
+    const joiner *j = check_joiner(L);
+    size_t mlen;
+    const char *mac = luaL_checklstring(L, 4, &mlen);
+    int any_case = lua_toboolean(L, 5);
+    lua_settop(L, 5);
+    char hex[2 * EVP_MAX_MD_SIZE];
+    size_t n = joiner_digest(L, j, hex);
+    int same = 0;
+    if (mlen == n) {
+        same = CRYPTO_memcmp(hex, mac, n) == 0;
+        if (!same && any_case) {
+            char a[2 * EVP_MAX_MD_SIZE], b[2 * EVP_MAX_MD_SIZE];
+            for (size_t i = 0; i < n; i++) {
+                a[i] = (char)upper_of((unsigned char)hex[i]);
+                b[i] = (char)upper_of((unsigned char)mac[i]);
+            }
+            same = CRYPTO_memcmp(a, b, n) == 0;
+        }
+    }
+    OPENSSL_cleanse(hex, sizeof hex);
+    lua_pushboolean(L, same);
     return 1;
 }
 
@@ -479,10 +575,15 @@ int luaopen_giro_hash(lua_State *L)
     luaL_newmetatable(L, JOINER_MT);                    /* [engine, jmt] */
     lua_pushcfunction(L, joiner_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_createtable(L, 0, 1);                           /* [engine, jmt, methods] */
+    lua_createtable(L, 0, 2);                           /* [engine, jmt, methods] */
     lua_pushvalue(L, -3);
-    lua_pushcclosure(L, joiner_hex, 1);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, joiner_hex, 2);
     lua_setfield(L, -2, "hex");
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, joiner_equal, 2);
+    lua_setfield(L, -2, "equal");
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);                                      /* [engine] */
 

@@ -9,13 +9,15 @@
  * handles every value that stops the collection (normalising it or naming the
  * problem) and then resumes.
  *
- *   local layout = record.new{
+ *   local layout = record.new({
  *     { name = "SUMMA", shape = "%d+,%d%d", max = 19, required = true },
  *     { name = "VALUUTTA", fixed = "EUR", value = "EUR" },
  *     { name = "lng", shape = "[123]" },
  *     { name = "TARKISTE" },                  -- no shape: every given value stops
- *   }
+ *   } [, nhash])                              -- room for nhash named keys in the out tables
  *   layout:collect(map [, out [, from [, today]]]) -> out, nil, seen | out, k, seen
+ *   layout:parse(query [, today])     -> map, count | false
+ *   layout:take(map [, today])        -> out, count | false
  *   layout:check(k, s [, today])      -> true, stored value | false (field k alone)
  *   layout:size()                     -> number of fields
  *   record.count(t)                   -> number of keys in t (any kind)
@@ -36,7 +38,8 @@
  *   suffix = ",00"         a value that fits only with this appended is stored
  *                          with it appended ("100" -> "100,00").
  *
- * collect fills `out` (a new table sized for the layout when nil; with false
+ * collect fills `out` (a new table sized for the layout, and nhash more
+ * named keys, when nil; with false
  * it only checks, stores nothing and returns false) and walks the fields
  * from `from` (default 1): for field k it reads
  * map[name] (raw); an absent field takes its value (out[k] = value) or stops
@@ -45,6 +48,25 @@
  * stops.  A stop returns out, k and the number of fields found present
  * before k; the end returns out, nil and the number found present.  out[k] is not touched
  * for a field that stops or is absent without a value.
+ *
+ * parse reads a query string (name=value&..., one leading '?' and empty
+ * segments skipped, a segment without '=' has the value "") straight into a
+ * new map name -> value when it is plainly a record of this layout: every
+ * name is one of the fields, spelled as the layout spells it and given once,
+ * no name or value has a '%' or '+' escape or a '?' or '#' (so a URL or a
+ * fragment is the caller's business), every value is taken as collect
+ * takes it without a suffix, and no required field is absent (absent fields
+ * are not filled in).  count is the number of parameters.  Anything else
+ * gives false, and the caller does the general work (url.parse_query_map,
+ * collect, its own reasons): parse never names a problem.  Layouts of more
+ * than 64 fields, and a query that is not a string, always give false.
+ *
+ * take is collect's all-or-nothing twin for a whole map: out (a new table,
+ * as collect makes) when every key of map is the name of a field and every
+ * value is taken (suffix included), with the values of the absent fields
+ * filled in and no required field absent; count is the number of keys.
+ * Anything else (a key that is not a field, a value that is not a string or
+ * not taken) gives false, and the caller walks the fields with collect.
  *
  * A shape is a sequence of items, each one character class followed by an
  * optional quantifier, with the syntax of Lua patterns: a literal character,
@@ -81,12 +103,15 @@ typedef struct {
     unsigned char nweights, weights[MAX_CHECK_WEIGHTS];
     char suffix[8];       /* "" = none */
     unsigned char suffix_len;
+    size_t name_off, name_len;  /* the name's bytes in layout.names (for parse) */
 } field;
 
 typedef struct {
     size_t nfields, nitems;
+    int nhash;            /* named keys the caller adds to a table collect makes */
     field *fields;        /* point into the same userdata block */
     shape_item *items;
+    char *names;          /* every field's name, back to back */
 } layout;
 
 static int in_set(const shape_item *it, unsigned char c)
@@ -276,9 +301,18 @@ static int passes(const field *f, const char *s, size_t len, lua_Integer today)
     return 1;
 }
 
+/* The layout at arg.  The methods hold the metatable as upvalue 1: comparing
+ * with it spares luaL_checkudata's registry lookup by name on every call. */
 static layout *check_layout(lua_State *L, int arg)
 {
-    return luaL_checkudata(L, arg, LAYOUT_MT);
+    layout *lay = lua_touserdata(L, arg);
+    if (lay != NULL && lua_getmetatable(L, arg)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return lay;
+    }
+    return luaL_checkudata(L, arg, LAYOUT_MT);          /* raises the usual error */
 }
 
 /* Read field spec at the top of the stack (index t): string/size options. */
@@ -308,14 +342,21 @@ static int opt_flag(lua_State *L, int t, const char *key)
 static int r_new(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer nhash = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, nhash >= 0 && nhash <= 64, 2, "must be 0 to 64");
+    lua_settop(L, 1);
     lua_Integer n = luaL_len(L, 1);
-    /* first pass: count the items of every shape */
-    size_t nitems = 0;
+    /* first pass: count the items of every shape and the bytes of the names */
+    size_t nitems = 0, namebytes = 0;
     for (lua_Integer k = 1; k <= n; k++) {
         if (lua_rawgeti(L, 1, k) != LUA_TTABLE)
             return luaL_error(L, "giro.record.new: field %d must be a table", (int)k);
         if (lua_getfield(L, -1, "name") != LUA_TSTRING)
             return luaL_error(L, "giro.record.new: field %d: name must be a string", (int)k);
+        size_t nl = lua_rawlen(L, -1);
+        if (nl > SIZE_MAX / 2 - namebytes)
+            return luaL_error(L, "giro.record.new: names too long");
+        namebytes += nl;
         lua_pop(L, 1);
         int ty = lua_getfield(L, -1, "shape");
         if (ty != LUA_TNIL) {
@@ -341,27 +382,34 @@ static int r_new(lua_State *L)
         lua_pop(L, 5);
     }
     size_t nf = (size_t)n;
-    if (nf > (SIZE_MAX - sizeof(layout)) / (sizeof(field) + sizeof(shape_item)))
+    if (nf > (SIZE_MAX / 2 - sizeof(layout)) / (sizeof(field) + sizeof(shape_item))
+        || nitems > (SIZE_MAX / 2 - sizeof(layout)) / (sizeof(field) + sizeof(shape_item)))
         return luaL_error(L, "giro.record.new: too many fields");
-    size_t bytes = sizeof(layout) + nf * sizeof(field) + nitems * sizeof(shape_item);
+    size_t bytes = sizeof(layout) + nf * sizeof(field) + nitems * sizeof(shape_item) + namebytes;
     layout *lay = lua_newuserdatauv(L, bytes, 4);        /* [specs, lay] */
     lay->nfields = nf;
     lay->nitems = nitems;
+    lay->nhash = (int)nhash;
     /* shape_item holds only bytes and uint32_t: it is aligned after field */
     lay->fields = (field *)(void *)(lay + 1);
     lay->items = (shape_item *)(void *)(lay->fields + nf);
+    lay->names = (char *)(lay->items + nitems);
     luaL_setmetatable(L, LAYOUT_MT);
     lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names] */
     lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names, values] */
     lua_createtable(L, (int)nf, 0);                      /* [specs, lay, names, values, fixed] */
     lua_createtable(L, (int)nf, 0);                      /* [.., fixed, sets] */
-    size_t at = 0;
+    size_t at = 0, name_at = 0;
     for (lua_Integer k = 1; k <= n; k++) {
         field *f = &lay->fields[k - 1];
         memset(f, 0, sizeof *f);
         lua_rawgeti(L, 1, k);                            /* [.., spec] */
         int t = lua_gettop(L);
         lua_getfield(L, t, "name");
+        const char *name = lua_tolstring(L, -1, &f->name_len);
+        f->name_off = name_at;
+        memcpy(lay->names + name_at, name, f->name_len);
+        name_at += f->name_len;
         lua_rawseti(L, t - 4, k);
         if (lua_getfield(L, t, "value") == LUA_TSTRING) {
             f->has_value = 1;
@@ -444,14 +492,16 @@ static int r_new(lua_State *L)
 }
 
 /* Is the string on top of the stack a value of field k?  May replace it with
- * the value completed by the field's suffix.  The sets are at index 7. */
-static int accept(lua_State *L, const layout *lay, const field *f, lua_Integer k, lua_Integer today)
+ * the value completed by the field's suffix (unless exact).  The sets are at
+ * index 7. */
+static int accept_value(lua_State *L, const layout *lay, const field *f, lua_Integer k,
+                        lua_Integer today, int exact)
 {
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     if (!fits(lay, f, s, len)) {
         char buf[256];
-        if (f->suffix_len == 0 || len + f->suffix_len > sizeof buf)
+        if (exact || f->suffix_len == 0 || len + f->suffix_len > sizeof buf)
             return 0;
         memcpy(buf, s, len);
         memcpy(buf + len, f->suffix, f->suffix_len);
@@ -473,6 +523,160 @@ static int accept(lua_State *L, const layout *lay, const field *f, lua_Integer k
     return 1;
 }
 
+static int accept(lua_State *L, const layout *lay, const field *f, lua_Integer k, lua_Integer today)
+{
+    return accept_value(L, lay, f, k, today, 0);
+}
+
+/* The field (1-based) named by the bytes s[0..n), or 0; the search starts
+ * at field `from` (a message usually lists its fields in spec order). */
+static size_t field_named(const layout *lay, const char *s, size_t n, size_t from)
+{
+    size_t k = from - 1;
+    for (size_t i = 0; i < lay->nfields; i++, k++) {
+        if (k == lay->nfields)
+            k = 0;
+        const field *f = &lay->fields[k];
+        const char *name = lay->names + f->name_off;
+        if (f->name_len == n && (n == 0 || (name[0] == s[0] && memcmp(name, s, n) == 0)))
+            return k + 1;
+    }
+    return 0;
+}
+
+static int r_parse(lua_State *L)
+{
+    layout *lay = check_layout(L, 1);
+    size_t n;
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+    lua_Integer today = luaL_optinteger(L, 3, 0);
+    if (s == NULL || lay->nfields > 64) {                /* the seen mask below */
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 2);
+    lua_createtable(L, 0, (int)lay->nfields);            /* 3: the map */
+    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4..7 as in collect */
+    lua_getiuservalue(L, 1, UV_VALUES);
+    lua_getiuservalue(L, 1, UV_FIXED);
+    lua_getiuservalue(L, 1, UV_SETS);
+    const char *p = s, *const end = s + n;
+    if (p < end && *p == '?')
+        p++;
+    uint64_t seen = 0;
+    lua_Integer count = 0;
+    size_t next = 1;
+    while (p < end) {
+        const char *seg = p, *eq = NULL;
+        int plain = 1;
+        for (; p < end && *p != '&'; p++) {
+            if (*p == '=') {
+                if (eq == NULL)
+                    eq = p;
+            } else if (*p == '%' || *p == '+' || *p == '?' || *p == '#') {
+                plain = 0;                               /* escapes, a URL, a fragment */
+            }
+        }
+        const char *stop = p;
+        if (p < end)
+            p++;                                         /* past the '&' */
+        if (stop == seg)
+            continue;                                    /* empty segment */
+        const char *nend = eq ? eq : stop, *v = eq ? eq + 1 : stop;
+        size_t k = plain ? field_named(lay, seg, (size_t)(nend - seg), next) : 0;
+        if (k == 0 || (seen >> (k - 1) & 1))             /* not plain, unknown name, twice */
+            goto other;
+        seen |= (uint64_t)1 << (k - 1);
+        next = k % lay->nfields + 1;
+        const field *f = &lay->fields[k - 1];
+        lua_rawgeti(L, 4, (lua_Integer)k);               /* [.., name] */
+        lua_pushlstring(L, v, (size_t)(stop - v));       /* [.., name, value] */
+        int ok;
+        if (f->fixed) {
+            lua_rawgeti(L, 6, (lua_Integer)k);
+            ok = lua_rawequal(L, -1, -2);
+            lua_pop(L, 1);
+        } else {
+            ok = accept_value(L, lay, f, (lua_Integer)k, today, 1);
+        }
+        if (!ok)
+            goto other;
+        lua_rawset(L, 3);
+        count++;
+    }
+    for (size_t i = 0; i < lay->nfields; i++)
+        if (lay->fields[i].required && !(seen >> i & 1))
+            goto other;
+    lua_settop(L, 3);
+    lua_pushinteger(L, count);
+    return 2;
+other:
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+static int r_take(lua_State *L)
+{
+    layout *lay = check_layout(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer today = luaL_optinteger(L, 3, 0);
+    if (lay->nfields > 64) {                             /* the seen mask below */
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 2);
+    lua_createtable(L, (int)lay->nfields, lay->nhash);   /* 3: out */
+    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4..7 as in collect */
+    lua_getiuservalue(L, 1, UV_VALUES);
+    lua_getiuservalue(L, 1, UV_FIXED);
+    lua_getiuservalue(L, 1, UV_SETS);
+    uint64_t seen = 0;
+    lua_Integer count = 0;
+    size_t next = 1;
+    lua_pushnil(L);
+    while (lua_next(L, 2) != 0) {                        /* [.., name, value] */
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            goto other;
+        size_t nl;
+        const char *name = lua_tolstring(L, -2, &nl);
+        size_t k = field_named(lay, name, nl, next);
+        if (k == 0)
+            goto other;
+        seen |= (uint64_t)1 << (k - 1);                  /* a table has each key once */
+        next = k % lay->nfields + 1;
+        const field *f = &lay->fields[k - 1];
+        int ok;
+        if (f->fixed) {
+            lua_rawgeti(L, 6, (lua_Integer)k);
+            ok = lua_rawequal(L, -1, -2);
+            lua_pop(L, 1);
+        } else {
+            ok = accept(L, lay, f, (lua_Integer)k, today);
+        }
+        if (!ok)
+            goto other;
+        lua_rawseti(L, 3, (lua_Integer)k);               /* [.., name] */
+        count++;
+    }
+    for (size_t i = 0; i < lay->nfields; i++) {
+        const field *f = &lay->fields[i];
+        if (seen >> i & 1)
+            continue;
+        if (f->has_value) {
+            lua_rawgeti(L, 5, (lua_Integer)i + 1);
+            lua_rawseti(L, 3, (lua_Integer)i + 1);
+        } else if (f->required) {
+            goto other;
+        }
+    }
+    lua_settop(L, 3);
+    lua_pushinteger(L, count);
+    return 2;
+other:
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
 static int r_collect(lua_State *L)
 {
     layout *lay = check_layout(L, 1);
@@ -482,7 +686,7 @@ static int r_collect(lua_State *L)
     lua_Integer today = luaL_optinteger(L, 5, 0);
     lua_settop(L, 3);
     if (lua_isnil(L, 3)) {
-        lua_createtable(L, (int)lay->nfields, 0);
+        lua_createtable(L, (int)lay->nfields, lay->nhash);
         lua_replace(L, 3);
     }
     int store = !(lua_isboolean(L, 3) && !lua_toboolean(L, 3));
@@ -595,6 +799,8 @@ static int r_count(lua_State *L)
 
 static const luaL_Reg layout_methods[] = {
     { "collect", r_collect },
+    { "parse", r_parse },
+    { "take", r_take },
     { "check", r_check },
     { "size", r_size },
     { NULL, NULL }
@@ -609,9 +815,12 @@ static const luaL_Reg record_funcs[] = {
 int luaopen_giro_record(lua_State *L)
 {
     luaL_newmetatable(L, LAYOUT_MT);                     /* [mt] */
-    lua_pushcfunction(L, r_tostring);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, r_tostring, 1);
     lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, layout_methods);
+    luaL_newlibtable(L, layout_methods);                 /* [mt, methods] */
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, layout_methods, 1);                 /* each holds the metatable */
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newlib(L, record_funcs);

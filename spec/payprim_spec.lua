@@ -36,6 +36,42 @@ describe("giro.hash.hex_join and joiner", function()
     assert.equal(openssl("sha256", "a&b"), hash.hex_join("sha256", "lower", "&", false, { "a", "b", nil, "c" }))
   end)
 
+  it("joiner:hex agrees with openssl dgst past its 1024-byte buffer and by name", function()
+    -- parts that fill the buffer exactly, overflow it, and one longer than it; a long separator
+    local big, t = string.rep("x", 3000), {}
+    for i = 1, 40 do t[i] = string.rep(string.char(64 + i % 26), 10 * i) end
+    local idx, parts = {}, {}
+    for i = 1, 40 do idx[i] = i; parts[i] = t[i] end
+    assert.equal(openssl("sha256", table.concat(parts, "<->") .. "<->"),
+      hash.joiner("sha256", "lower", "<->", true, idx):hex(t))
+    assert.equal(openssl("sha512", "k;" .. big .. ";" .. string.rep("y", 1023)),
+      hash.joiner("sha512", "lower", ";", false, { 0, 1, 2 }):hex({ big, string.rep("y", 1023) }, "k"))
+    assert.equal(openssl("md5", string.rep("z", 1024) .. "&"),
+      hash.joiner("md5", "lower", "&", true, { 1 }):hex({ string.rep("z", 1024) }))
+    assert.equal(openssl("sha256", "&"), hash.joiner("sha256", "lower", "&", true, { 1 }):hex({}))
+    local m = { VIITE = "1232", SUMMA = "100,00" }
+    assert.equal(openssl("sha256", "key&1232&100,00&"):upper(),
+      hash.joiner("sha256", "upper", "&", true, { 0, "VIITE", "MISSING", "SUMMA" }):hex(m, "key"))
+  end)
+
+  it("joiner:equal compares a given hex MAC with the one it computes, in either case on request", function()
+    local key = string.rep("k", 64)
+    local want = openssl("sha256", key .. "&1232&100,00&")
+    local j = hash.joiner("sha256", "upper", "&", true, { 0, "VIITE", "SUMMA" })
+    local m = { VIITE = "1232", SUMMA = "100,00" }
+    assert.is_true(j:equal(m, key, want:upper()))
+    assert.is_false(j:equal(m, key, want))                     -- lower case: the recipe says upper
+    assert.is_true(j:equal(m, key, want, true))                -- any_case
+    assert.is_true(j:equal(m, key, want:sub(1, 10):upper() .. want:sub(11), true))
+    assert.is_false(j:equal(m, key, want:upper():sub(1, 63)))  -- one digit short
+    assert.is_false(j:equal(m, key, want:upper():sub(1, 63) .. "G", true))
+    assert.is_false(j:equal(m, "other", want:upper()))
+    assert.is_false(j:equal({ VIITE = "1232", SUMMA = "100,01" }, key, want:upper(), true))
+    assert.has_error(function() j:equal(m, key, nil) end)
+    assert.has_error(function() j:equal({ VIITE = 1232 }, key, want) end,
+      "giro.hash.joiner: part 2 is a number, expected a string")
+  end)
+
   it("raise on wrong arguments and parts that are not strings", function()
     assert.has_error(function() hash.hex_join("sha3", "lower", "&", true, {}) end)
     assert.has_error(function() hash.hex_join("sha256", "mixed", "&", true, {}) end)
@@ -162,6 +198,104 @@ describe("giro.record", function()
         end
         local s = table.concat(digits)
         assert.equal(ref.check("fi", s) == true, (layout:check(1, s)), s)
+      end
+    end
+  end)
+
+  it("parses a query string that is plainly a record of the layout, false for anything else", function()
+    local layout = record.new({
+      { name = "SUMMA", shape = "%d+,%d%d", max = 8, required = true },
+      { name = "VALUUTTA", fixed = "EUR" },
+      { name = "lng", shape = "%d", values = { "1", "2", "3" } },
+      { name = "REF", shape = "[1-9]%d*", min = 4, check_digit = "731" },
+      { name = "DUE", shape = "%d%d%.%d%d%.%d%d%d%d", date = "DD.MM.YYYY", not_past = true },
+      { name = "NOTE", shape = "[ -~]*", max = 5 },
+      { name = "AMT", shape = "[1-9]%d*,%d%d", suffix = ",00" },
+    })
+    local map, n = layout:parse("lng=2&SUMMA=12,50&&VALUUTTA=EUR&REF=1232")
+    assert.same({ SUMMA = "12,50", VALUUTTA = "EUR", lng = "2", REF = "1232" }, map)
+    assert.equal(4, n)
+    assert.same({ { SUMMA = "1,00", NOTE = "" }, 2 }, { layout:parse("?SUMMA=1,00&NOTE") })
+    assert.same({ { SUMMA = "1,00", NOTE = "a=b" }, 2 }, { layout:parse("SUMMA=1,00&NOTE=a=b") })
+    assert.same({ { SUMMA = "1,00", DUE = "31.12.2024" }, 2 },
+      { layout:parse("SUMMA=1,00&DUE=31.12.2024", 20241231) })
+    assert.same({ { SUMMA = "1,00", AMT = "7,50" }, 2 }, { layout:parse("SUMMA=1,00&AMT=7,50") })
+    for _, q in ipairs({
+      "", "lng=2",                                   -- required SUMMA absent
+      "SUMMA=1,00&lng=2&lng=2",                      -- given twice
+      "SUMMA=1,00&summa=1,00", "SUMMA=1,00&X=1",     -- another spelling, an unknown name
+      "SUMMA=1%2C00", "SUMMA=1,00&NOTE=a+b",         -- escapes: url.parse_query_map's work
+      "SUMMA=1,00&NOTE=a?b", "SUMMA=1,00&NOTE=a#b",  -- a URL's query, a fragment: the caller's
+      "??SUMMA=1,00", "SUMMA=1,00#",
+      "SUMMA=1,0", "SUMMA=1,00&VALUUTTA=SEK",        -- shape, fixed value
+      "SUMMA=1,00&lng=4", "SUMMA=1,00&REF=1233",     -- values, check digit
+      "SUMMA=1,00&NOTE=toolong",                     -- max
+      "SUMMA=1,00&DUE=31.12.2024",                   -- not_past without today
+      "SUMMA=1,00&DUE=30.12.2024",                   -- in the past
+      "SUMMA=1,00&AMT=7",                            -- would need the suffix: collect's business
+    }) do
+      assert.is_false(layout:parse(q, q:find("DUE=30") and 20241231 or nil), q)
+    end
+    assert.is_false(layout:parse({ SUMMA = "1,00" }))          -- not a query string
+    assert.is_false(layout:parse(12))
+    local wide = {}
+    for i = 1, 65 do wide[i] = { name = "F" .. i, shape = "%d" } end
+    assert.is_false(record.new(wide):parse("F1=1"))
+    -- names matched whatever order they come in, and only whole
+    local abc = record.new({ { name = "A", shape = "%d" }, { name = "AB", shape = "%d" }, { name = "B", shape = "%d" } })
+    assert.same({ { B = "3", AB = "2", A = "1" }, 3 }, { abc:parse("B=3&AB=2&A=1") })
+    assert.is_false(abc:parse("ABC=1"))
+    assert.is_false(abc:parse("=1"))
+  end)
+
+  it("takes a whole map when every key is a field and every value is taken, false otherwise", function()
+    local layout = record.new({
+      { name = "SUMMA", shape = "[1-9]%d*,%d%d", max = 8, required = true, suffix = ",00" },
+      { name = "VALUUTTA", fixed = "EUR", value = "EUR" },
+      { name = "lng", shape = "%d", values = { "1", "2", "3" } },
+      { name = "MAC" },
+      { name = "DUE", shape = "%d%d%.%d%d%.%d%d%d%d", date = "DD.MM.YYYY", not_past = true },
+    }, 2)
+    assert.same({ { "12,50", "EUR", "2" }, 2 }, { layout:take({ lng = "2", SUMMA = "12,50" }) })
+    assert.same({ { "100,00", "EUR" }, 2 }, { layout:take({ SUMMA = "100", VALUUTTA = "EUR" }) })
+    assert.same({ { "1,00", "EUR", nil, nil, "31.12.2024" }, 2 },
+      { layout:take({ SUMMA = "1,00", DUE = "31.12.2024" }, 20241231) })
+    local out = layout:take({ SUMMA = "1,00" })
+    out.plan, out.mac = 1, 2                                   -- the room nhash made
+    assert.same({ "1,00", "EUR", plan = 1, mac = 2 }, out)
+    for _, m in ipairs({
+      {}, { lng = "2" },                                       -- required SUMMA absent
+      { SUMMA = "1,00", X = "1" }, { SUMMA = "1,00", summa = "1,00" }, { SUMMA = "1,00", [1] = "x" },
+      { SUMMA = 100 }, { SUMMA = "0,50" }, { SUMMA = "1,00", VALUUTTA = "SEK" },
+      { SUMMA = "1,00", lng = "4" }, { SUMMA = "1,00", MAC = "x" },
+      { SUMMA = "1,00", DUE = "31.12.2024" },                  -- not_past without today
+    }) do
+      assert.is_false(layout:take(m))
+    end
+    assert.is_false(layout:take({ SUMMA = "1,00", DUE = "30.12.2024" }, 20241231))
+    assert.has_error(function() record.new({}, 65) end)
+    -- take is collect run over the whole map with nothing left over, or false
+    local choices = {
+      SUMMA = { "12,50", "100", "0,50", "x" }, VALUUTTA = { "EUR", "SEK" }, lng = { "1", "4" },
+      MAC = { "ab" }, DUE = { "31.12.2024", "30.12.2024", "31.02.2025" }, other = { "1" },
+    }
+    local names = { "SUMMA", "VALUUTTA", "lng", "MAC", "DUE", "other" }
+    local seed = 7
+    for _ = 1, 400 do
+      local m = {}
+      for _, name in ipairs(names) do
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        local c = choices[name]
+        local pick = seed % (#c + 2)               -- absent more often than any one value
+        if pick < #c then m[name] = c[pick + 1] end
+      end
+      local cout, k, seen = layout:collect(m, nil, 1, 20241231)
+      local tout, n = layout:take(m, 20241231)
+      if k == nil and seen == record.count(m) then
+        assert.same(cout, tout)
+        assert.equal(seen, n)
+      else
+        assert.is_false(tout)
       end
     end
   end)

@@ -4,8 +4,10 @@
 -- Compilation happens once per definition: every field becomes two closures and a fast path
 -- (formats.lua), every (message, version) a plan: flat arrays indexed by the field's position k in
 -- the plan, two giro.record layouts (build, verify) and a MAC recipe.  Building or verifying a
--- message is then one giro.record call for the common values, the closures only for the values it
--- stops at, a few `post` checks, and one giro.hash.hex_join for the MAC.
+-- message is then one giro.record call for the common case (layout:take of the input table,
+-- layout:parse of a plain query string), else layout:collect with the closures for the values it
+-- stops at; a few `post` checks; and one hash.joiner call for the MAC (joiner:equal compares it in
+-- constant time when verifying).
 --
 --   local c = engine.compile(def)             -- nil, message on a bad definition
 --   c.messages[name]:build(input, opts)       -- opts.key, opts.version, opts.today, opts.env
@@ -20,6 +22,7 @@ local find, sub, upper, format = string.find, string.sub, string.upper, string.f
 local concat, type, next, tostring = table.concat, type, next, tostring
 local hex_join, equal, count_keys = hash.hex_join, hash.equal, record.count
 local parse_query_map = url.parse_query_map
+local joiner_hex, joiner_equal   -- the methods of every hash.joiner, fetched from the first one
 
 local engine = {}
 
@@ -28,6 +31,8 @@ local NO_OPTS = {}
 
 local Message = {}
 Message.__index = Message
+-- A request is the table giro.record's collect made: the wire values at the plan's positions
+-- 1..n, plus plan, mac and env (Message:build).
 local Request = {}
 Request.__index = Request
 
@@ -99,6 +104,8 @@ local function compile_mac(r, where, index, k_of)
   table.insert(by_name, m.key_first and 1 or #by_name + 1, 0)
   m.joiner = hash.joiner(alg, case, m.sep, m.trailing, by_k)
   m.map_joiner = hash.joiner(alg, case, m.sep, m.trailing, by_name)
+  m.omit = absent == "omit"
+  joiner_hex, joiner_equal = joiner_hex or m.joiner.hex, joiner_equal or m.joiner.equal
   return m
 end
 
@@ -106,7 +113,7 @@ end
 -- or nil, name of a missing field (absent = "error").
 local function compute_mac(m, vals, key, by_name)
   if by_name then
-    if m.absent == "omit" then return m.map_joiner:hex(vals, key) end
+    if m.omit then return joiner_hex(m.map_joiner, vals, key) end
     local t = {}
     for j = 1, m.n do t[m.ks[j]] = vals[m.names[j]] end
     vals = t
@@ -122,10 +129,11 @@ local function compute_mac(m, vals, key, by_name)
     if not m.key_first then t[n + 1] = key end
     return hex_join(m.alg, m.case, m.sep, m.trailing, t)
   end
-  return m.joiner:hex(vals, key)
+  return joiner_hex(m.joiner, vals, key)
 end
 engine.compute_mac = compute_mac
 
+-- (the engine inlines the test of the common case: a string of the right length)
 local function check_key(m, key)
   if type(key) ~= "string" then return nil, "key: no MAC key given" end
   local n = #key
@@ -159,12 +167,16 @@ local function compile_layout(plan, mode)
     end
     specs[k] = spec
   end
-  return record.new(specs), post_k, post_fn
+  -- a request is the table collect makes, with plan, mac and env (Message:build): room for them
+  return record.new(specs, mode == "build" and 3 or 0), post_k, post_fn
 end
+
+local layout_take, layout_parse   -- methods of every giro.record layout, fetched from the first
 
 local function layout_of(plan, mode)
   local layout, post_k, post = compile_layout(plan, mode)
   plan[mode .. "_layout"], plan[mode .. "_post_k"], plan[mode .. "_post"] = layout, post_k, post
+  layout_take, layout_parse = layout_take or layout.take, layout_parse or layout.parse
   return layout
 end
 
@@ -284,6 +296,8 @@ local function compile_message(bank, mname, msg, cs)
     c.versions[#c.versions + 1] = v or nil
   end
   c.default_version = msg.default_version or versions[#versions] or nil
+  -- without a version field a message has one plan (verify's lookup)
+  if not c.version_field then c.only_plan = c.plans[1] or c.plans[c.versions[1]] end
   if msg.codes then
     local cf = msg.codes.field
     if not c.index[cf] then return nil, where .. ": codes.field " .. tostring(cf) .. " is not a field" end
@@ -415,26 +429,35 @@ function Message:build(input, opts)
       today = t
     end
   end
-  local m = plan.mac
+  local m, key = plan.mac, opts.key
   if m then
-    local ok, kerr = check_key(m, opts.key)
-    if not ok then return nil, kerr end
+    local n = type(key) == "string" and #key
+    if not n or n ~= (m.key_length or n) or n < m.key_min then
+      local ok, kerr = check_key(m, key)
+      if not ok then return nil, kerr end
+    end
   end
-  -- the layout takes every value already in wire form; the others stop it at their field
-  local vals, seen, from, layout = nil, 0, 1, plan.build_layout or layout_of(plan, "build")
+  -- the layout takes every value already in wire form: all of them in the common case (take),
+  -- else the others stop it at their field
+  local layout = plan.build_layout or layout_of(plan, "build")
   local day = plan.needs_today and (today or formats.today()) or nil
-  while true do
-    local k, s
-    vals, k, s = layout:collect(input, vals, from, day)
-    seen = seen + s
-    if not k then break end
-    local v = input[plan.names[k]]
-    if v == nil then return nil, plan.names[k] .. ": required" end
-    local b, err = build_value(plan, k, v, today)
-    if not b then return nil, err end
-    vals[k], seen, from = b, seen + 1, k + 1
+  local vals = layout_take(layout, input, day)
+  if not vals then
+    local seen, from = 0, 1
+    vals = nil   -- (take gave false: collect would only check)
+    while true do
+      local k, s
+      vals, k, s = layout:collect(input, vals, from, day)
+      seen = seen + s
+      if not k then break end
+      local v = input[plan.names[k]]
+      if v == nil then return nil, plan.names[k] .. ": required" end
+      local b, err = build_value(plan, k, v, today)
+      if not b then return nil, err end
+      vals[k], seen, from = b, seen + 1, k + 1
+    end
+    if seen ~= count_keys(input) then return nil, input_error(self, plan, input, "unexpected input") end
   end
-  if seen ~= count_keys(input) then return nil, input_error(self, plan, input, "unexpected input") end
   local post_k, post = plan.build_post_k, plan.build_post
   for i = 1, #post_k do
     local k = post_k[i]
@@ -460,12 +483,15 @@ function Message:build(input, opts)
   local mac
   if m then
     local missing
-    if m.absent == "omit" then mac = m.joiner:hex(vals, opts.key)
-    else mac, missing = compute_mac(m, vals, opts.key) end
+    if m.omit then mac = joiner_hex(m.joiner, vals, key)
+    else mac, missing = compute_mac(m, vals, key) end
     if not mac then return nil, missing .. ": required for the MAC" end
     vals[m.mac_k] = mac
   end
-  return setmetatable({ plan = plan, vals = vals, mac = mac, env = opts.env }, Request)
+  -- the request is the values table itself (positions 1..n) with three named fields: one table
+  -- fewer per message; giro.record sized its hash part for them
+  vals.plan, vals.mac, vals.env = plan, mac, opts.env
+  return setmetatable(vals, Request)
 end
 
 -- name → display value for the present fields (used by hooks, verify results and renderers)
@@ -500,7 +526,7 @@ function Request:charset() return self.plan.msg.bank.charset end
 --- The ordered fields as a list of { name, value } with UTF-8 values (absent optional fields left out).
 function Request:fields()
   local out, plan, to_display = {}, self.plan, self.plan.msg.bank.cs.to_display
-  local vals = self.vals
+  local vals = self
   for k = 1, plan.n do
     local v = vals[k]
     if v ~= nil then out[#out + 1] = { plan.names[k], to_display(v) } end
@@ -511,13 +537,13 @@ end
 --- The value of one field (UTF-8), nil when absent.
 function Request:get(name)
   local k = self.plan.k_by_name[name]
-  local v = k and self.vals[k]
+  local v = k and self[k]
   return v and self.plan.msg.bank.cs.to_display(v) or nil
 end
 
 --- The ordered fields as a list of { name, value } with the bytes the bank receives.
 function Request:wire()
-  local out, plan, vals = {}, self.plan, self.vals
+  local out, plan, vals = {}, self.plan, self
   for k = 1, plan.n do
     local v = vals[k]
     if v ~= nil then out[#out + 1] = { plan.names[k], v } end
@@ -604,12 +630,32 @@ end
 --     extra = { {name, value}... } | nil, code, meaning, status }
 function Message:verify(input, opts)
   opts = opts or NO_OPTS
-  local map, count = input_map(input)
-  if not map then return nil, count end
+  local map, count, plan
+  local only = self.only_plan
+  if only then
+    -- the common case in one C call: a query string whose parameters are exactly fields of the
+    -- plan, each value taken as it is, no escape, URL or fragment (giro.record's parse); false
+    -- (also for a table) sends everything else the general way below
+    local layout = only.verify_layout or layout_of(only, "verify")   -- (sets layout_parse)
+    map, count = layout_parse(layout, input)
+    if map then plan = only end
+  end
+  local checked = map and true or false
   local canonical, extra = false, nil
-  local plan
+  if checked then
+    -- parsed and checked by the layout
+  elseif type(input) == "string" and not find(input, "?", 1, true) and not find(input, "#", 1, true) then
+    -- a bare query string or body (no URL to strip): input_map's work without its call
+    map, count = parse_query_map(input)
+    if not map then return nil, (count:gsub("^giro%.url%.parse_query_map: ", "")) end
+  else
+    map, count = input_map(input)
+    if not map then return nil, count end
+  end
   local vf = self.version_field
-  if vf then
+  if checked then
+    -- the plan is known
+  elseif vf then
     local v = map[vf]
     if v == nil then
       map, count, extra = self:_canonical(map)
@@ -624,19 +670,22 @@ function Message:verify(input, opts)
         shown(self.bank.cs, v), concat(self.versions, ", "))
     end
   else
-    plan = self.plans[1] or self.plans[self.versions[1]]
+    plan = self.only_plan
   end
-  local m = plan.mac
+  local m, key = plan.mac, opts.key
   if m then
-    local ok, kerr = check_key(m, opts.key)
-    if not ok then return nil, kerr end
+    local n = type(key) == "string" and #key
+    if not n or n ~= (m.key_length or n) or n < m.key_min then
+      local ok, kerr = check_key(m, key)
+      if not ok then return nil, kerr end
+    end
   end
   local cs = self.bank.cs
   -- the layout only checks: the values stay in map (name -> wire value), which becomes the
   -- result's fields when no value needs converting for display
   local names, check, layout = plan.names, plan.check, plan.verify_layout or layout_of(plan, "verify")
   local plain = plan.plain_fixed
-  while true do
+  while not checked do
     local seen, from = 0, 1
     while true do
       local _, k, s = layout:collect(map, false, from)
@@ -687,12 +736,15 @@ function Message:verify(input, opts)
     end
   end
   if m then
-    local expected, missing = compute_mac(m, map, opts.key, true)
-    if not expected then return nil, "missing field " .. missing .. " (needed for the MAC)" end
-    local got = map[m.field]
-    if not equal(got, expected) and not (m.any_case and equal(upper(got), upper(expected))) then
-      return nil, "MAC mismatch (" .. m.field .. ")"
+    local got, same = map[m.field], nil
+    if m.omit then
+      same = joiner_equal(m.map_joiner, map, key, got, m.any_case)   -- constant time, in C
+    else
+      local expected, missing = compute_mac(m, map, key, true)
+      if not expected then return nil, "missing field " .. missing .. " (needed for the MAC)" end
+      same = equal(got, expected) or (m.any_case and equal(upper(got), upper(expected)))
     end
+    if not same then return nil, "MAC mismatch (" .. m.field .. ")" end
   end
   -- the map holds exactly the plan's fields; it is the result when no value needs converting
   local out = map

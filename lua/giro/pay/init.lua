@@ -75,15 +75,15 @@ end
 --- Names of the bank's messages in a stable order.
 function Bank:messages() return self.compiled.order end
 
--- The message already compiled (the hot path: a plain table lookup), else compiled now.
-local function message_of(bank, name)
-  return bank.compiled.messages[name] or bank:message(name)
-end
-
---- Build a request message (see engine Message:build).
+--- Build a request message (see engine Message:build).  The message already compiled is a
+-- plain table lookup (the hot path), else compiled now.
 function Bank:build(message, fields, opts)
-  local m, err = message_of(self, message)
-  if not m then return nil, err end
+  local m = self.compiled.messages[message]
+  if not m then
+    local err
+    m, err = self:message(message)
+    if not m then return nil, err end
+  end
   return m:build(fields, opts)
 end
 
@@ -92,8 +92,12 @@ function Bank:form(fields, opts) return self:build("payment", fields, opts) end
 
 --- Verify an incoming message (see engine Message:verify).
 function Bank:verify(message, input, opts)
-  local m, err = message_of(self, message)
-  if not m then return nil, err end
+  local m = self.compiled.messages[message]
+  if not m then
+    local err
+    m, err = self:message(message)
+    if not m then return nil, err end
+  end
   return m:verify(input, opts)
 end
 
