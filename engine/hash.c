@@ -318,7 +318,7 @@ static size_t joiner_digest(lua_State *L, const joiner *j, char *hex)
     hash_engine *c = engine(L);
     int ok = direct_init(c, j->alg), first = 1, bad = 0;
     char buf[JOIN_BUF];
-    size_t used = 0, i;
+    size_t used = 0, dirty = 0, i;   /* dirty: bytes of buf ever written */
     for (i = 0; ok && i <= j->n; i++) {
         const char *p;
         size_t len;
@@ -351,6 +351,7 @@ static size_t joiner_digest(lua_State *L, const joiner *j, char *hex)
             if (!first) {
                 if (used + j->seplen > sizeof buf) {
                     ok = direct_update(c, buf, used);
+                    dirty = used > dirty ? used : dirty;
                     used = 0;
                 }
                 memcpy(buf + used, j->sep, j->seplen);   /* seplen < JOIN_BUF: checked in joiner_new */
@@ -360,6 +361,7 @@ static size_t joiner_digest(lua_State *L, const joiner *j, char *hex)
         }
         if (used + len > sizeof buf) {
             ok = ok && direct_update(c, buf, used);
+            dirty = used > dirty ? used : dirty;
             used = 0;
             if (len > sizeof buf) {
                 ok = ok && direct_update(c, p, len);
@@ -371,7 +373,7 @@ static size_t joiner_digest(lua_State *L, const joiner *j, char *hex)
     }
     if (ok && !bad && used > 0)
         ok = direct_update(c, buf, used);
-    OPENSSL_cleanse(buf, used);
+    OPENSSL_cleanse(buf, used > dirty ? used : dirty);   /* every byte that held the key */
     unsigned char out[EVP_MAX_MD_SIZE];
     size_t len = ok && !bad ? direct_final(c, out) : 0;
     if (bad)
