@@ -64,6 +64,18 @@ describe("giro pay form", function()
       .. "OKURL=https://www.kauppa.fi/okpaluu\nVIRHEURL=https://www.kauppa.fi/virhepaluu\nTARKISTE=" .. mac .. "\nALG=03\n", out)
   end)
 
+  it("warns on stderr about an http:// return address and still prints the form", function()
+    local form = { "SUMMA=100", "VIITE=1232", "KNRO=000000000000", "ERAPAIVA=01.01.2024",
+      "OKURL=http://www.kauppa.fi/okpaluu", "VIRHEURL=https://www.kauppa.fi/virhepaluu" }
+    local code, out, err = giro(words("pay", "form", "danske", "--key-file", keyfile, "--today", "2024-01-01", form))
+    assert.equal(0, code)
+    assert.matches("warning: OKURL is an http:// address", err, 1, true)
+    assert.is_nil(err:find("VIRHEURL", 1, true))
+    local mac = sha256(DKEY .. "&100,00&1232&000000000000&4&EUR&http://www.kauppa.fi/okpaluu&https://www.kauppa.fi/virhepaluu&01.01.2024&")
+    assert.matches("\nOKURL=http://www.kauppa.fi/okpaluu\n", out, 1, true)
+    assert.matches("\nTARKISTE=" .. mac .. "\n", out, 1, true)
+  end)
+
   it("json: the action URL and the ordered fields; key from the environment", function()
     local code, out = giro(words("pay", "form", "danske", "--key-env", "SHOP_KEY", "--format", "json", "--today", "2024-01-01",
       DANSKE_FORM, "lng=2"), { SHOP_KEY = DKEY })

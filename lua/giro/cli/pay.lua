@@ -139,6 +139,15 @@ function commands.form(opt, pos)
   local req, err = m:build(fields_of(pos, 3), { key = key, version = opt.version, today = opt.today,
                                                env = opt.test and "test" or nil })
   if not req then cli.rejected("%s", err) end
+  -- http:// is valid (the banks accept it) but a shop should know its customers'
+  -- return travels unencrypted: say so on stderr, the form is printed as asked
+  for _, f in ipairs(m.fields) do
+    local v = f[2] == "url" and req:get(f[1])
+    if v and v:sub(1, 7):lower() == "http://" then
+      io.stderr:write(string.format("giro: warning: %s is an http:// address; the customer returns to it"
+        .. " unencrypted (use https://)\n", f[1]))
+    end
+  end
   io.stdout:write(pay.render(req, fmt))
   return 0
 end
