@@ -295,6 +295,10 @@ describe("Danske Bank v4", function()
       assert.truthy(danske:verify("return", danske_return(f), { key = DKEY, expect = { SUMMA = "100", VIITE = "1232" } }))
       assert.same({ nil, "SUMMA: expected 99, got 100,00" },
         { danske:verify("return", danske_return(f), { key = DKEY, expect = { SUMMA = "99" } }) })
+      -- an expected value that is not a value of the field is the caller's mistake, and says so
+      local ok, err = danske:verify("return", danske_return(f), { key = DKEY, expect = { SUMMA = "abc" } })
+      assert.is_nil(ok)
+      assert.matches("^expect SUMMA: 'abc' can never match: expected an amount", err)
     end)
 
     it("MTAPA is not in the MAC", function()

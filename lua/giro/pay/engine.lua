@@ -801,7 +801,10 @@ function Message:_expect(plan, map, expect)
     local want = tostring(expect[name])
     local got = k and map[plan.names[k]]
     if not got then return nil, name .. ": expected " .. want .. ", field is absent" end
-    local nb = plan.norm[k](want, 0) or want
+    local nb, why = plan.norm[k](want, 0)
+    if not nb then   -- the caller's value, not the bank's message, is wrong
+      return nil, format("expect %s: '%s' can never match: %s", self.fields[gi][1], want, tostring(why))
+    end
     if nb ~= got then
       return nil, format("%s: expected %s, got %s", self.fields[gi][1], want, shown(self.bank.cs, got))
     end
