@@ -311,4 +311,30 @@ describe("giro.record", function()
     assert.has_error(function() record.new({ { name = "A", check_digit = "7x1" } }) end)
     assert.has_error(function() record.new({ { name = "A", values = { 1 } } }) end)
   end)
+
+  it("refuses a field spec that reads differently the second time (no write past the layout)", function()
+    -- new reads every spec twice (to size the layout, then to fill it in): a spec whose fields
+    -- are metamethods must not make the second reading overrun what the first one sized
+    local function changing(first, later)
+      local reads = {}
+      return setmetatable({}, { __index = function(_, key)
+        reads[key] = (reads[key] or 0) + 1
+        return (reads[key] == 1 and first or later)[key]
+      end })
+    end
+    local changed = "giro.record.new: field 1 changed while the layout was made"
+    assert.has_error(function()
+      record.new({ changing({ name = "A" }, { name = string.rep("N", 5000) }) })
+    end, changed)
+    assert.has_error(function()
+      record.new({ changing({ name = "A", shape = "%d" }, { name = "A", shape = string.rep("%d", 3000) }) })
+    end, changed)
+    assert.has_error(function()
+      record.new({ changing({ name = "A", shape = "%d" }, { name = "A", shape = "(%d)" }) })
+    end, changed)
+    assert.has_error(function() record.new({ changing({ name = "A" }, { name = {} }) }) end, changed)
+    -- the same spec read the same both times is fine
+    local same = record.new({ changing({ name = "A", shape = "%d" }, { name = "A", shape = "%d" }) })
+    assert.same({ { A = "1" }, 1 }, { same:parse("A=1") })
+  end)
 end)
