@@ -374,15 +374,18 @@ static size_t joiner_digest(lua_State *L, const joiner *j, char *hex)
     if (ok && !bad && used > 0)
         ok = direct_update(c, buf, used);
     OPENSSL_cleanse(buf, used > dirty ? used : dirty);   /* every byte that held the key */
+    /* finished after a bad part too: the final wipes the input the shared
+     * context still buffers (with key = first, the key) */
     unsigned char out[EVP_MAX_MD_SIZE];
-    size_t len = ok && !bad ? direct_final(c, out) : 0;
+    size_t len = ok ? direct_final(c, out) : 0;
+    if (!bad && len > 0)
+        to_hex(hex, out, len, j->upper);
+    OPENSSL_cleanse(out, sizeof out);
     if (bad)
         return (size_t)luaL_error(L, "giro.hash.joiner: part %d is a %s, expected a string", (int)i + 1,
                           lua_typename(L, bad));
     if (!ok || len == 0)
         return (size_t)luaL_error(L, "giro.hash: OpenSSL digest failed");
-    to_hex(hex, out, len, j->upper);
-    OPENSSL_cleanse(out, sizeof out);
     lua_pop(L, 1);                                       /* the keys */
     return 2 * len;
 }
@@ -424,6 +427,8 @@ static int joiner_equal(lua_State *L)
                 b[i] = (char)upper_of((unsigned char)mac[i]);
             }
             same = CRYPTO_memcmp(a, b, n) == 0;
+            OPENSSL_cleanse(a, n);                       /* the expected MAC, as hex was */
+            OPENSSL_cleanse(b, n);
         }
     }
     OPENSSL_cleanse(hex, sizeof hex);

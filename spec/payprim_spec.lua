@@ -72,6 +72,32 @@ describe("giro.hash.hex_join and joiner", function()
       "giro.hash.joiner: part 2 is a number, expected a string")
   end)
 
+  it("joiner: a part that is not a string leaves nothing behind for the next digest", function()
+    -- the key goes in first, then a bad part stops the digest: the next call starts clean
+    local j = hash.joiner("sha256", "lower", "&", true, { 0, 1, 2 })
+    assert.has_error(function() j:hex({ "a", {} }, "secret") end,
+      "giro.hash.joiner: part 3 is a table, expected a string")
+    assert.equal(openssl("sha256", "k&a&b&"), j:hex({ "a", "b" }, "k"))
+    assert.has_error(function() j:equal({ 1 }, "secret", "00") end)
+    assert.is_true(j:equal({ "a", "b" }, "k", openssl("sha256", "k&a&b&")))
+  end)
+
+  it("joiner and layout methods refuse anything but their own userdata as self", function()
+    local j = hash.joiner("sha256", "lower", "&", true, { 1 })
+    local lay = record.new({ { name = "A", shape = "%d" } })
+    local ctx = hash.new("sha256")
+    for _, self in ipairs({ {}, "x", 1, lay, ctx, io.stdout }) do
+      assert.has_error(function() j.hex(self, { "a" }) end)
+      assert.has_error(function() j.equal(self, { "a" }, nil, "00") end)
+    end
+    for _, self in ipairs({ {}, "A=1", 1, j, ctx, io.stdout }) do
+      assert.has_error(function() lay.parse(self, "A=1") end)
+      assert.has_error(function() lay.take(self, { A = "1" }) end)
+      assert.has_error(function() lay.collect(self, { A = "1" }) end)
+      assert.has_error(function() lay.check(self, 1, "1") end)
+    end
+  end)
+
   it("raise on wrong arguments and parts that are not strings", function()
     assert.has_error(function() hash.hex_join("sha3", "lower", "&", true, {}) end)
     assert.has_error(function() hash.hex_join("sha256", "mixed", "&", true, {}) end)
