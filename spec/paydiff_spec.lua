@@ -272,6 +272,22 @@ describe("giro.pay fast paths give the general route's answer", function()
   end)
 end)
 
+describe("giro.pay MAC recipes", function()
+  it("take a separator longer than joiner:hex's buffer (built and verified, MAC from openssl)", function()
+    local H = require("pay_helpers")
+    local sep = string.rep("|", 1500)
+    local bank = assert(pay.bank({ name = "longsep", messages = {
+      payment = { kind = "request", fields = { { "REF", "ref", required = true }, { "MAC", "mac", case = "lower" } },
+                  mac = { field = "MAC", alg = "sha256", case = "lower", sep = sep, fields = { "REF" } } },
+      ["return"] = { kind = "response", fields = { { "REF", "ref", required = true }, { "MAC", "mac", case = "lower" } },
+                     mac = { field = "MAC", alg = "sha256", case = "lower", sep = sep, fields = { "REF" } } },
+    } }))
+    local mac = H.sha256("1232" .. sep .. "k" .. sep)
+    assert.equal(mac, assert(bank:build("payment", { REF = "1232" }, { key = "k" })):get("MAC"))
+    assert.truthy(bank:verify("return", "REF=1232&MAC=" .. mac, { key = "k" }))
+  end)
+end)
+
 describe("giro.record parse and take against the general route, on the banks' own layouts", function()
   -- parse(q) is a map only when url.parse_query_map(q) gives the same map and count and collect
   -- takes every field of it; take(m) only when collect takes every key of m and leaves no stop

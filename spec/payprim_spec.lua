@@ -49,6 +49,12 @@ describe("giro.hash.hex_join and joiner", function()
     assert.equal(openssl("md5", string.rep("z", 1024) .. "&"),
       hash.joiner("md5", "lower", "&", true, { 1 }):hex({ string.rep("z", 1024) }))
     assert.equal(openssl("sha256", "&"), hash.joiner("sha256", "lower", "&", true, { 1 }):hex({}))
+    -- separators as long as the buffer or longer (a definition's mac.sep may be anything)
+    for _, n in ipairs({ 1023, 1024, 1025, 3000 }) do
+      local sep = string.rep("-", n)
+      assert.equal(openssl("sha256", "k" .. sep .. "a" .. sep .. string.rep("b", 700) .. sep),
+        hash.joiner("sha256", "lower", sep, true, { 0, 1, 2 }):hex({ "a", string.rep("b", 700) }, "k"))
+    end
     local m = { VIITE = "1232", SUMMA = "100,00" }
     assert.equal(openssl("sha256", "key&1232&100,00&"):upper(),
       hash.joiner("sha256", "upper", "&", true, { 0, "VIITE", "MISSING", "SUMMA" }):hex(m, "key"))
