@@ -257,8 +257,6 @@ static int joiner_new(lua_State *L)
     size_t n = (size_t)lua_rawlen(L, 5);
     if (n > 4096)
         return luaL_error(L, "giro.hash.joiner: at most 4096 parts");
-    if (seplen >= JOIN_BUF)
-        return luaL_error(L, "giro.hash.joiner: the separator must be shorter than %d bytes", JOIN_BUF);
     joiner *j = lua_newuserdatauv(L, sizeof *j + n * sizeof(lua_Integer) + seplen + 1, 1);
     j->alg = alg;
     j->upper = upper;
@@ -293,6 +291,29 @@ static int joiner_new(lua_State *L)
  * single update (an update per part and separator costs more than the hash
  * itself for MAC strings of a few hundred bytes); a longer string goes in
  * pieces.  The buffer held the key: it is cleansed. */
+typedef struct {
+    size_t used, dirty;   /* dirty: bytes of buf ever written (to cleanse) */
+    char buf[JOIN_BUF];
+} join_buf;
+
+/* Add p[0..len) to the digest through b: copied while it fits, else b is
+ * flushed first and a string longer than the buffer goes in directly.  1 on
+ * success. */
+static int feed(hash_engine *c, join_buf *b, const char *p, size_t len)
+{
+    if (b->used + len > sizeof b->buf) {
+        if (b->used > b->dirty)
+            b->dirty = b->used;
+        int ok = b->used == 0 || direct_update(c, b->buf, b->used);
+        b->used = 0;
+        if (len > sizeof b->buf || !ok)
+            return ok && direct_update(c, p, len);
+    }
+    memcpy(b->buf + b->used, p, len);
+    b->used += len;
+    return 1;
+}
+
 /* The joiner at index 1: joiner:hex holds the metatable as upvalue 2, and
  * comparing with it spares luaL_checkudata's registry lookup by name. */
 static const joiner *check_joiner(lua_State *L)
@@ -317,72 +338,56 @@ static size_t joiner_digest(lua_State *L, const joiner *j, char *hex)
     int keys = lua_gettop(L);
     hash_engine *c = engine(L);
     int ok = direct_init(c, j->alg), first = 1, bad = 0;
-    char buf[JOIN_BUF];
-    size_t used = 0, dirty = 0, i;   /* dirty: bytes of buf ever written */
+    join_buf b;
+    b.used = b.dirty = 0;
+    size_t i;
     for (i = 0; ok && i <= j->n; i++) {
-        const char *p;
-        size_t len;
         if (i == j->n) {                                 /* after the last part */
-            if (!j->trailing)
-                break;
-            p = j->sep;
-            len = j->seplen;
+            if (j->trailing)
+                ok = feed(c, &b, j->sep, j->seplen);
+            break;
+        }
+        lua_Integer k = j->idx[i];
+        int t;
+        if (k == 0) {
+            lua_pushvalue(L, 3);
+            t = lua_type(L, -1);
+        } else if (k < 0) {
+            lua_rawgeti(L, keys, -k);
+            t = lua_rawget(L, 2);
         } else {
-            lua_Integer k = j->idx[i];
-            int t;
-            if (k == 0) {
-                lua_pushvalue(L, 3);
-                t = lua_type(L, -1);
-            } else if (k < 0) {
-                lua_rawgeti(L, keys, -k);
-                t = lua_rawget(L, 2);
-            } else {
-                t = lua_rawgeti(L, 2, k);
-            }
-            if (t != LUA_TSTRING) {
-                lua_pop(L, 1);
-                if (t == LUA_TNIL)
-                    continue;
-                bad = t;
-                break;
-            }
-            p = lua_tolstring(L, -1, &len);
-            lua_pop(L, 1);   /* still referenced by the table (or slot 3): p stays valid */
-            if (!first) {
-                if (used + j->seplen > sizeof buf) {
-                    ok = direct_update(c, buf, used);
-                    dirty = used > dirty ? used : dirty;
-                    used = 0;
-                }
-                memcpy(buf + used, j->sep, j->seplen);   /* seplen < JOIN_BUF: checked in joiner_new */
-                used += j->seplen;
-            }
-            first = 0;
+            t = lua_rawgeti(L, 2, k);
         }
-        if (used + len > sizeof buf) {
-            ok = ok && direct_update(c, buf, used);
-            dirty = used > dirty ? used : dirty;
-            used = 0;
-            if (len > sizeof buf) {
-                ok = ok && direct_update(c, p, len);
+        if (t != LUA_TSTRING) {
+            lua_pop(L, 1);
+            if (t == LUA_TNIL)
                 continue;
-            }
+            bad = t;
+            break;
         }
-        memcpy(buf + used, p, len);
-        used += len;
+        size_t len;
+        const char *p = lua_tolstring(L, -1, &len);
+        lua_pop(L, 1);   /* still referenced by the table (or slot 3): p stays valid */
+        if (!first)
+            ok = feed(c, &b, j->sep, j->seplen);
+        ok = ok && feed(c, &b, p, len);
+        first = 0;
     }
-    if (ok && !bad && used > 0)
-        ok = direct_update(c, buf, used);
-    OPENSSL_cleanse(buf, used > dirty ? used : dirty);   /* every byte that held the key */
+    if (ok && !bad && b.used > 0)
+        ok = direct_update(c, b.buf, b.used);
+    OPENSSL_cleanse(b.buf, b.used > b.dirty ? b.used : b.dirty);   /* every byte that held the key */
+    /* finished after a bad part too: the final wipes the input the shared
+     * context still buffers (with key = first, the key) */
     unsigned char out[EVP_MAX_MD_SIZE];
-    size_t len = ok && !bad ? direct_final(c, out) : 0;
+    size_t len = ok ? direct_final(c, out) : 0;
+    if (!bad && len > 0)
+        to_hex(hex, out, len, j->upper);
+    OPENSSL_cleanse(out, sizeof out);
     if (bad)
         return (size_t)luaL_error(L, "giro.hash.joiner: part %d is a %s, expected a string", (int)i + 1,
                           lua_typename(L, bad));
     if (!ok || len == 0)
         return (size_t)luaL_error(L, "giro.hash: OpenSSL digest failed");
-    to_hex(hex, out, len, j->upper);
-    OPENSSL_cleanse(out, sizeof out);
     lua_pop(L, 1);                                       /* the keys */
     return 2 * len;
 }
@@ -424,6 +429,8 @@ static int joiner_equal(lua_State *L)
                 b[i] = (char)upper_of((unsigned char)mac[i]);
             }
             same = CRYPTO_memcmp(a, b, n) == 0;
+            OPENSSL_cleanse(a, n);                       /* the expected MAC, as hex was */
+            OPENSSL_cleanse(b, n);
         }
     }
     OPENSSL_cleanse(hex, sizeof hex);

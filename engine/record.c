@@ -387,7 +387,7 @@ static int r_new(lua_State *L)
         return luaL_error(L, "giro.record.new: too many fields");
     size_t bytes = sizeof(layout) + nf * sizeof(field) + nitems * sizeof(shape_item) + namebytes;
     layout *lay = lua_newuserdatauv(L, bytes, 4);        /* [specs, lay] */
-    lay->nfields = nf;
+    lay->nfields = 0;         /* nf once every field is read (a metamethod may reach lay before) */
     lay->nitems = nitems;
     lay->nhash = (int)nhash;
     /* shape_item holds only bytes and uint32_t: it is aligned after field */
@@ -405,8 +405,12 @@ static int r_new(lua_State *L)
         memset(f, 0, sizeof *f);
         lua_rawgeti(L, 1, k);                            /* [.., spec] */
         int t = lua_gettop(L);
-        lua_getfield(L, t, "name");
-        const char *name = lua_tolstring(L, -1, &f->name_len);
+        /* the spec is read a second time (its fields may be metamethods): what
+         * the first pass sized the block for must still hold */
+        const char *name = lua_getfield(L, t, "name") == LUA_TSTRING
+            ? lua_tolstring(L, -1, &f->name_len) : NULL;
+        if (name == NULL || f->name_len > namebytes - name_at)
+            return luaL_error(L, "giro.record.new: field %d changed while the layout was made", (int)k);
         f->name_off = name_at;
         memcpy(lay->names + name_at, name, f->name_len);
         name_at += f->name_len;
@@ -472,7 +476,10 @@ static int r_new(lua_State *L)
             size_t len;
             const char *err = NULL;
             const char *p = lua_tolstring(L, -1, &len);
-            long c = compile_shape(p, len, lay->items + at, &err);
+            long c = compile_shape(p, len, NULL, &err);
+            if (c < 0 || (size_t)c > nitems - at)
+                return luaL_error(L, "giro.record.new: field %d changed while the layout was made", (int)k);
+            compile_shape(p, len, lay->items + at, &err);
             f->has_shape = 1;
             f->first = at;
             f->count = (size_t)c;
@@ -488,6 +495,7 @@ static int r_new(lua_State *L)
     lua_setiuservalue(L, 2, UV_FIXED);
     lua_setiuservalue(L, 2, UV_VALUES);
     lua_setiuservalue(L, 2, UV_NAMES);
+    lay->nfields = nf;
     return 1;
 }
 

@@ -49,6 +49,12 @@ describe("giro.hash.hex_join and joiner", function()
     assert.equal(openssl("md5", string.rep("z", 1024) .. "&"),
       hash.joiner("md5", "lower", "&", true, { 1 }):hex({ string.rep("z", 1024) }))
     assert.equal(openssl("sha256", "&"), hash.joiner("sha256", "lower", "&", true, { 1 }):hex({}))
+    -- separators as long as the buffer or longer (a definition's mac.sep may be anything)
+    for _, n in ipairs({ 1023, 1024, 1025, 3000 }) do
+      local sep = string.rep("-", n)
+      assert.equal(openssl("sha256", "k" .. sep .. "a" .. sep .. string.rep("b", 700) .. sep),
+        hash.joiner("sha256", "lower", sep, true, { 0, 1, 2 }):hex({ "a", string.rep("b", 700) }, "k"))
+    end
     local m = { VIITE = "1232", SUMMA = "100,00" }
     assert.equal(openssl("sha256", "key&1232&100,00&"):upper(),
       hash.joiner("sha256", "upper", "&", true, { 0, "VIITE", "MISSING", "SUMMA" }):hex(m, "key"))
@@ -70,6 +76,32 @@ describe("giro.hash.hex_join and joiner", function()
     assert.has_error(function() j:equal(m, key, nil) end)
     assert.has_error(function() j:equal({ VIITE = 1232 }, key, want) end,
       "giro.hash.joiner: part 2 is a number, expected a string")
+  end)
+
+  it("joiner: a part that is not a string leaves nothing behind for the next digest", function()
+    -- the key goes in first, then a bad part stops the digest: the next call starts clean
+    local j = hash.joiner("sha256", "lower", "&", true, { 0, 1, 2 })
+    assert.has_error(function() j:hex({ "a", {} }, "secret") end,
+      "giro.hash.joiner: part 3 is a table, expected a string")
+    assert.equal(openssl("sha256", "k&a&b&"), j:hex({ "a", "b" }, "k"))
+    assert.has_error(function() j:equal({ 1 }, "secret", "00") end)
+    assert.is_true(j:equal({ "a", "b" }, "k", openssl("sha256", "k&a&b&")))
+  end)
+
+  it("joiner and layout methods refuse anything but their own userdata as self", function()
+    local j = hash.joiner("sha256", "lower", "&", true, { 1 })
+    local lay = record.new({ { name = "A", shape = "%d" } })
+    local ctx = hash.new("sha256")
+    for _, self in ipairs({ {}, "x", 1, lay, ctx, io.stdout }) do
+      assert.has_error(function() j.hex(self, { "a" }) end)
+      assert.has_error(function() j.equal(self, { "a" }, nil, "00") end)
+    end
+    for _, self in ipairs({ {}, "A=1", 1, j, ctx, io.stdout }) do
+      assert.has_error(function() lay.parse(self, "A=1") end)
+      assert.has_error(function() lay.take(self, { A = "1" }) end)
+      assert.has_error(function() lay.collect(self, { A = "1" }) end)
+      assert.has_error(function() lay.check(self, 1, "1") end)
+    end
   end)
 
   it("raise on wrong arguments and parts that are not strings", function()
@@ -310,5 +342,31 @@ describe("giro.record", function()
     assert.has_error(function() record.new({ { name = "A", date = "MM/DD/YYYY" } }) end)
     assert.has_error(function() record.new({ { name = "A", check_digit = "7x1" } }) end)
     assert.has_error(function() record.new({ { name = "A", values = { 1 } } }) end)
+  end)
+
+  it("refuses a field spec that reads differently the second time (no write past the layout)", function()
+    -- new reads every spec twice (to size the layout, then to fill it in): a spec whose fields
+    -- are metamethods must not make the second reading overrun what the first one sized
+    local function changing(first, later)
+      local reads = {}
+      return setmetatable({}, { __index = function(_, key)
+        reads[key] = (reads[key] or 0) + 1
+        return (reads[key] == 1 and first or later)[key]
+      end })
+    end
+    local changed = "giro.record.new: field 1 changed while the layout was made"
+    assert.has_error(function()
+      record.new({ changing({ name = "A" }, { name = string.rep("N", 5000) }) })
+    end, changed)
+    assert.has_error(function()
+      record.new({ changing({ name = "A", shape = "%d" }, { name = "A", shape = string.rep("%d", 3000) }) })
+    end, changed)
+    assert.has_error(function()
+      record.new({ changing({ name = "A", shape = "%d" }, { name = "A", shape = "(%d)" }) })
+    end, changed)
+    assert.has_error(function() record.new({ changing({ name = "A" }, { name = {} }) }) end, changed)
+    -- the same spec read the same both times is fine
+    local same = record.new({ changing({ name = "A", shape = "%d" }, { name = "A", shape = "%d" }) })
+    assert.same({ { A = "1" }, 1 }, { same:parse("A=1") })
   end)
 end)
