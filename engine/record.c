@@ -531,9 +531,27 @@ static int accept_value(lua_State *L, const layout *lay, const field *f, lua_Int
     return 1;
 }
 
-static int accept(lua_State *L, const layout *lay, const field *f, lua_Integer k, lua_Integer today)
+/* Push the layout's names, values, fixed values and sets: every method keeps
+ * them at 4..7, where accept_value and takes look for them. */
+static void push_tables(lua_State *L)
 {
-    return accept_value(L, lay, f, k, today, 0);
+    lua_getiuservalue(L, 1, UV_NAMES);
+    lua_getiuservalue(L, 1, UV_VALUES);
+    lua_getiuservalue(L, 1, UV_FIXED);
+    lua_getiuservalue(L, 1, UV_SETS);
+}
+
+/* Does field k take the string on top of the stack: equal to its fixed value,
+ * or accepted (maybe completed by its suffix, unless exact)? */
+static int takes(lua_State *L, const layout *lay, const field *f, lua_Integer k, lua_Integer today, int exact)
+{
+    if (f->fixed) {
+        lua_rawgeti(L, 6, k);
+        int same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+        return same;
+    }
+    return accept_value(L, lay, f, k, today, exact);
 }
 
 /* The field (1-based) named by the bytes s[0..n), or 0; the search starts
@@ -564,10 +582,7 @@ static int r_parse(lua_State *L)
     }
     lua_settop(L, 2);
     lua_createtable(L, 0, (int)lay->nfields);            /* 3: the map */
-    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4..7 as in collect */
-    lua_getiuservalue(L, 1, UV_VALUES);
-    lua_getiuservalue(L, 1, UV_FIXED);
-    lua_getiuservalue(L, 1, UV_SETS);
+    push_tables(L);                                      /* 4..7 */
     const char *p = s, *const end = s + n;
     if (p < end && *p == '?')
         p++;
@@ -600,13 +615,7 @@ static int r_parse(lua_State *L)
         lua_rawgeti(L, 4, (lua_Integer)k);               /* [.., name] */
         lua_pushlstring(L, v, (size_t)(stop - v));       /* [.., name, value] */
         int ok;
-        if (f->fixed) {
-            lua_rawgeti(L, 6, (lua_Integer)k);
-            ok = lua_rawequal(L, -1, -2);
-            lua_pop(L, 1);
-        } else {
-            ok = accept_value(L, lay, f, (lua_Integer)k, today, 1);
-        }
+        ok = takes(L, lay, f, (lua_Integer)k, today, 1);
         if (!ok)
             goto other;
         lua_rawset(L, 3);
@@ -634,10 +643,7 @@ static int r_take(lua_State *L)
     }
     lua_settop(L, 2);
     lua_createtable(L, (int)lay->nfields, lay->nhash);   /* 3: out */
-    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4..7 as in collect */
-    lua_getiuservalue(L, 1, UV_VALUES);
-    lua_getiuservalue(L, 1, UV_FIXED);
-    lua_getiuservalue(L, 1, UV_SETS);
+    push_tables(L);                                      /* 4..7 */
     uint64_t seen = 0;
     lua_Integer count = 0;
     size_t next = 1;
@@ -654,13 +660,7 @@ static int r_take(lua_State *L)
         next = k % lay->nfields + 1;
         const field *f = &lay->fields[k - 1];
         int ok;
-        if (f->fixed) {
-            lua_rawgeti(L, 6, (lua_Integer)k);
-            ok = lua_rawequal(L, -1, -2);
-            lua_pop(L, 1);
-        } else {
-            ok = accept(L, lay, f, (lua_Integer)k, today);
-        }
+        ok = takes(L, lay, f, (lua_Integer)k, today, 0);
         if (!ok)
             goto other;
         lua_rawseti(L, 3, (lua_Integer)k);               /* [.., name] */
@@ -700,10 +700,7 @@ static int r_collect(lua_State *L)
     int store = !(lua_isboolean(L, 3) && !lua_toboolean(L, 3));
     if (store)
         luaL_checktype(L, 3, LUA_TTABLE);
-    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4 */
-    lua_getiuservalue(L, 1, UV_VALUES);                  /* 5 */
-    lua_getiuservalue(L, 1, UV_FIXED);                   /* 6 */
-    lua_getiuservalue(L, 1, UV_SETS);                    /* 7 */
+    push_tables(L);                                      /* 4..7 */
     lua_Integer seen = 0;
     for (lua_Integer k = from; k <= (lua_Integer)lay->nfields; k++) {
         const field *f = &lay->fields[k - 1];
@@ -726,13 +723,7 @@ static int r_collect(lua_State *L)
         }
         int ok = 0;
         if (ty == LUA_TSTRING) {
-            if (f->fixed) {
-                lua_rawgeti(L, 6, k);
-                ok = lua_rawequal(L, -1, -2);
-                lua_pop(L, 1);
-            } else {
-                ok = accept(L, lay, f, k, today);
-            }
+            ok = takes(L, lay, f, k, today, 0);
         }
         if (!ok) {
             lua_pushvalue(L, 3);
@@ -761,17 +752,14 @@ static int r_check(lua_State *L)
     luaL_argcheck(L, k >= 1 && k <= (lua_Integer)lay->nfields, 2, "no such field");
     const field *f = &lay->fields[k - 1];
     lua_settop(L, 3);
-    lua_getiuservalue(L, 1, UV_NAMES);                   /* 4..7 as in collect */
-    lua_getiuservalue(L, 1, UV_VALUES);
-    lua_getiuservalue(L, 1, UV_FIXED);
-    lua_getiuservalue(L, 1, UV_SETS);
+    push_tables(L);                                      /* 4..7 */
     lua_pushvalue(L, 3);
     if (f->fixed) {
         lua_rawgeti(L, 6, k);
         lua_pushboolean(L, lua_rawequal(L, -1, 3));
         return 1;
     }
-    if (!accept(L, lay, f, k, today)) {
+    if (!accept_value(L, lay, f, k, today, 0)) {
         lua_pushboolean(L, 0);
         return 1;
     }

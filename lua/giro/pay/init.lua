@@ -72,18 +72,20 @@ function Bank:message(name)
   return m
 end
 
+-- The message already compiled is a plain table lookup (the hot path), else it is compiled now.
+local function compiled_message(bank, name)
+  local m = bank.compiled.messages[name]
+  if m then return m end
+  return bank:message(name)
+end
+
 --- Names of the bank's messages in a stable order.
 function Bank:messages() return self.compiled.order end
 
---- Build a request message (see engine Message:build).  The message already compiled is a
--- plain table lookup (the hot path), else compiled now.
+--- Build a request message (see engine Message:build).
 function Bank:build(message, fields, opts)
-  local m = self.compiled.messages[message]
-  if not m then
-    local err
-    m, err = self:message(message)
-    if not m then return nil, err end
-  end
+  local m, err = compiled_message(self, message)
+  if not m then return nil, err end
   return m:build(fields, opts)
 end
 
@@ -92,12 +94,8 @@ function Bank:form(fields, opts) return self:build("payment", fields, opts) end
 
 --- Verify an incoming message (see engine Message:verify).
 function Bank:verify(message, input, opts)
-  local m = self.compiled.messages[message]
-  if not m then
-    local err
-    m, err = self:message(message)
-    if not m then return nil, err end
-  end
+  local m, err = compiled_message(self, message)
+  if not m then return nil, err end
   return m:verify(input, opts)
 end
 
