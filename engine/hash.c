@@ -182,13 +182,27 @@ static int join_part(lua_State *L, int has_idx, lua_Integer j)
     return lua_rawgeti(L, 5, i);
 }
 
+/* Arguments 1..4 of hex_join and joiner: algorithm, hex case, separator,
+ * trailing separator. */
+typedef struct {
+    int alg, upper, trailing;
+    const char *sep;
+    size_t seplen;
+} recipe;
+
+static recipe check_recipe(lua_State *L)
+{
+    recipe r;
+    r.alg = luaL_checkoption(L, 1, NULL, alg_names);
+    r.upper = luaL_checkoption(L, 2, NULL, cases) == 1;
+    r.sep = luaL_checklstring(L, 3, &r.seplen);
+    r.trailing = lua_toboolean(L, 4);
+    return r;
+}
+
 static int h_hex_join(lua_State *L)
 {
-    int alg = luaL_checkoption(L, 1, NULL, alg_names);
-    int upper = luaL_checkoption(L, 2, NULL, cases) == 1;
-    size_t seplen;
-    const char *sep = luaL_checklstring(L, 3, &seplen);
-    int trailing = lua_toboolean(L, 4);
+    recipe r = check_recipe(L);
     luaL_checktype(L, 5, LUA_TTABLE);
     int has_idx = !lua_isnoneornil(L, 6);
     lua_Integer n = LUA_MAXINTEGER;
@@ -198,7 +212,7 @@ static int h_hex_join(lua_State *L)
     }
     lua_settop(L, 7);
     hash_engine *c = engine(L);
-    int ok = direct_init(c, alg), first = 1, bad = 0;
+    int ok = direct_init(c, r.alg), first = 1, bad = 0;
     lua_Integer j;
     for (j = 1; ok && j <= n; j++) {
         int t = join_part(L, has_idx, j);
@@ -206,7 +220,7 @@ static int h_hex_join(lua_State *L)
             size_t len;
             const char *p = lua_tolstring(L, -1, &len);
             if (!first)
-                ok = direct_update(c, sep, seplen);
+                ok = direct_update(c, r.sep, r.seplen);
             ok = ok && direct_update(c, p, len);
             first = 0;
         } else if (t == LUA_TNIL && !has_idx) {
@@ -218,8 +232,8 @@ static int h_hex_join(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    if (ok && !bad && trailing)
-        ok = direct_update(c, sep, seplen);
+    if (ok && !bad && r.trailing)
+        ok = direct_update(c, r.sep, r.seplen);
     unsigned char out[EVP_MAX_MD_SIZE];
     size_t len = ok ? direct_final(c, out) : 0;
     if (bad < 0)
@@ -230,7 +244,7 @@ static int h_hex_join(lua_State *L)
     if (!ok || len == 0)
         return luaL_error(L, "giro.hash: OpenSSL digest failed");
     char hex[2 * EVP_MAX_MD_SIZE];
-    to_hex(hex, out, len, upper);
+    to_hex(hex, out, len, r.upper);
     OPENSSL_cleanse(out, sizeof out);
     lua_pushlstring(L, hex, 2 * len);
     return 1;
@@ -248,24 +262,20 @@ typedef struct {
 
 static int joiner_new(lua_State *L)
 {
-    int alg = luaL_checkoption(L, 1, NULL, alg_names);
-    int upper = luaL_checkoption(L, 2, NULL, cases) == 1;
-    size_t seplen;
-    const char *sep = luaL_checklstring(L, 3, &seplen);
-    int trailing = lua_toboolean(L, 4);
+    recipe r = check_recipe(L);
     luaL_checktype(L, 5, LUA_TTABLE);
     size_t n = (size_t)lua_rawlen(L, 5);
     if (n > 4096)
         return luaL_error(L, "giro.hash.joiner: at most 4096 parts");
-    joiner *j = lua_newuserdatauv(L, sizeof *j + n * sizeof(lua_Integer) + seplen + 1, 1);
-    j->alg = alg;
-    j->upper = upper;
-    j->trailing = trailing;
+    joiner *j = lua_newuserdatauv(L, sizeof *j + n * sizeof(lua_Integer) + r.seplen + 1, 1);
+    j->alg = r.alg;
+    j->upper = r.upper;
+    j->trailing = r.trailing;
     j->n = n;
-    j->seplen = seplen;
+    j->seplen = r.seplen;
     j->idx = (lua_Integer *)(void *)(j + 1);
     j->sep = (char *)(j->idx + n);
-    memcpy(j->sep, sep, seplen + 1);
+    memcpy(j->sep, r.sep, r.seplen + 1);
     luaL_setmetatable(L, JOINER_MT);
     lua_createtable(L, 0, 0);                            /* [.., j, keys] string entries */
     lua_Integer nkeys = 0;

@@ -614,9 +614,7 @@ static int r_parse(lua_State *L)
         const field *f = &lay->fields[k - 1];
         lua_rawgeti(L, 4, (lua_Integer)k);               /* [.., name] */
         lua_pushlstring(L, v, (size_t)(stop - v));       /* [.., name, value] */
-        int ok;
-        ok = takes(L, lay, f, (lua_Integer)k, today, 1);
-        if (!ok)
+        if (!takes(L, lay, f, (lua_Integer)k, today, 1))
             goto other;
         lua_rawset(L, 3);
         count++;
@@ -659,9 +657,7 @@ static int r_take(lua_State *L)
         seen |= (uint64_t)1 << (k - 1);                  /* a table has each key once */
         next = k % lay->nfields + 1;
         const field *f = &lay->fields[k - 1];
-        int ok;
-        ok = takes(L, lay, f, (lua_Integer)k, today, 0);
-        if (!ok)
+        if (!takes(L, lay, f, (lua_Integer)k, today, 0))
             goto other;
         lua_rawseti(L, 3, (lua_Integer)k);               /* [.., name] */
         count++;

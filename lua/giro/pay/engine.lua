@@ -22,7 +22,14 @@ local find, sub, upper, format = string.find, string.sub, string.upper, string.f
 local concat, type, next, tostring = table.concat, type, next, tostring
 local hex_join, equal, count_keys = hash.hex_join, hash.equal, record.count
 local parse_query_map = url.parse_query_map
-local joiner_hex, joiner_equal   -- the methods of every hash.joiner, fetched from the first one
+
+-- The methods every hash.joiner and every giro.record layout share, taken once from a throwaway
+-- instance: the hot paths call them as locals, without a method lookup per call.
+local joiner_hex, joiner_equal, layout_take, layout_parse
+do
+  local j, l = hash.joiner("sha256", "lower", "", false, {}), record.new({})
+  joiner_hex, joiner_equal, layout_take, layout_parse = j.hex, j.equal, l.take, l.parse
+end
 
 local engine = {}
 
@@ -105,7 +112,6 @@ local function compile_mac(r, where, index, k_of)
   m.joiner = hash.joiner(alg, case, m.sep, m.trailing, by_k)
   m.map_joiner = hash.joiner(alg, case, m.sep, m.trailing, by_name)
   m.omit = absent == "omit"
-  joiner_hex, joiner_equal = joiner_hex or m.joiner.hex, joiner_equal or m.joiner.equal
   return m
 end
 
@@ -171,12 +177,9 @@ local function compile_layout(plan, mode)
   return record.new(specs, mode == "build" and 3 or 0), post_k, post_fn
 end
 
-local layout_take, layout_parse   -- methods of every giro.record layout, fetched from the first
-
 local function layout_of(plan, mode)
   local layout, post_k, post = compile_layout(plan, mode)
   plan[mode .. "_layout"], plan[mode .. "_post_k"], plan[mode .. "_post"] = layout, post_k, post
-  layout_take, layout_parse = layout_take or layout.take, layout_parse or layout.parse
   return layout
 end
 
@@ -636,7 +639,7 @@ function Message:verify(input, opts)
     -- the common case in one C call: a query string whose parameters are exactly fields of the
     -- plan, each value taken as it is, no escape, URL or fragment (giro.record's parse); false
     -- (also for a table) sends everything else the general way below
-    local layout = only.verify_layout or layout_of(only, "verify")   -- (sets layout_parse)
+    local layout = only.verify_layout or layout_of(only, "verify")
     map, count = layout_parse(layout, input)
     if map then plan = only end
   end
