@@ -10,6 +10,9 @@ local cli = {}
 --- Exit codes (a public contract).
 cli.EXIT = { ok = 0, rejected = 1, usage = 2, env = 3 }
 
+--- The one place where the error kinds of library functions (giro.errors) become exit codes.
+cli.EXIT_FOR = { input = cli.EXIT.rejected, usage = cli.EXIT.usage, env = cli.EXIT.env }
+
 local FAIL = {}  -- metatable marking errors raised by cli.fail
 
 --- Stop the running command with an exit code and a message for stderr.
@@ -23,6 +26,18 @@ end
 function cli.usage(fmt, ...) cli.fail(cli.EXIT.usage, fmt, ...) end
 function cli.rejected(fmt, ...) cli.fail(cli.EXIT.rejected, fmt, ...) end
 function cli.env(fmt, ...) cli.fail(cli.EXIT.env, fmt, ...) end
+
+--- Stop with the exit code of a library error kind (giro.errors): `cli.fail_kind(kind, msg)`.
+-- An unknown or missing kind is the environment's failure (exit 3), never "ok".
+function cli.fail_kind(kind, fmt, ...)
+  cli.fail(cli.EXIT_FOR[kind] or cli.EXIT.env, fmt, ...)
+end
+
+--- The value of a library call, or stop with its error: `local reg = cli.check(register.open(db))`.
+function cli.check(v, message, kind, ...)
+  if v == nil then cli.fail_kind(kind, "%s", tostring(message)) end
+  return v, message, kind, ...
+end
 
 --- True for an error raised by cli.fail (for code that wants to catch them).
 function cli.is_failure(e) return getmetatable(e) == FAIL end
