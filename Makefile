@@ -54,8 +54,17 @@ build/lib/giro/http.so: LIBS = $(HTTP_LIBS)
 build/lib/giro/%.so: engine/%.c $(HDR) | build/lib/giro
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -fPIC -shared -o $@ $< $(LIBS)
 
-build/asan/giro: $(ASAN_OBJ) $(ASAN_MODS)
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(ASAN_OBJ) $(CORE_LIBS)
+# The sanitized build carries its own sanitizer defaults (engine/sanitizer/options.c);
+# build/asan/giro-leak adds a deliberate leak for the test harness's self-check.
+build/asan/giro: $(ASAN_OBJ) build/asan/sanitizer/options.o $(ASAN_MODS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(ASAN_OBJ) build/asan/sanitizer/options.o $(CORE_LIBS)
+
+build/asan/giro-leak: $(ASAN_OBJ) build/asan/sanitizer/options.o build/asan/sanitizer/leak.o $(ASAN_MODS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(ASAN_OBJ) build/asan/sanitizer/options.o build/asan/sanitizer/leak.o $(CORE_LIBS)
+
+build/asan/sanitizer/%.o: engine/sanitizer/%.c | build/asan/lib/giro
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
 
 build/asan/%.o: engine/%.c $(HDR) | build/asan/lib/giro
 	$(CC) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
@@ -77,7 +86,7 @@ deps-test:
 # Every spec twice: the normal build, then the ASan+UBSan build (any leak or
 # sanitizer report fails it).  The last line is the combined "N passed, N failed".
 test: deps-test
-	@$(MAKE) --no-print-directory all build/asan/giro
+	@$(MAKE) --no-print-directory all build/asan/giro build/asan/giro-leak
 	@sh .ci/test.sh
 
 demo: deps all

@@ -1,27 +1,72 @@
 #!/bin/sh
-# Run every spec with the normal build, then with the ASan+UBSan build, and end
-# with one line "N passed, N failed" summed over both runs from busted's own counts.
+# Run every spec with the normal build, then with the ASan+UBSan build, then a
+# self-check that a deliberately leaking build fails; end with one line
+# "N passed, N failed" summed from busted's own counts and the self-check.
+#
+# The sanitized build carries its sanitizer defaults (engine/sanitizer/options.c:
+# exit code 23, LeakSanitizer's TLS workaround); here ASan and LeakSanitizer are
+# only told to write their reports to files, so a report from any process -- the
+# spec runner or a giro a spec spawned and whose stderr the spec kept -- fails
+# the run by name.  UBSan reports go to stderr and end the process with 23.
 cd "$(dirname "$0")/.."
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 status=0
-run() {  # run LABEL BINARY
-  echo "== specs: $1"
-  "$2" run spec/support/busted.lua >"$log/$1.out" 2>&1
+extra_passed=0 extra_failed=0
+
+# sanitizer_reports DIR: print every report the runtimes wrote there; true if any
+sanitizer_reports() {
+  found=1
+  for f in "$1"/report.*; do
+    [ -e "$f" ] || continue
+    found=0
+    kind=$(grep -o -m 1 -E '(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)[^=]*' "$f" | head -n 1)
+    echo "== sanitizer report from process ${f##*.}: ${kind:-$(head -n 1 "$f")}"
+    head -n 40 "$f"
+  done
+  return $found
+}
+
+# run LABEL BINARY [SPEC...]: run specs, fail on a non-zero exit or any sanitizer message
+run() {
+  label=$1 bin=$2; shift 2
+  echo "== specs: $label"
+  mkdir -p "$log/$label.san"
+  ASAN_OPTIONS="log_path=$log/$label.san/report" \
+    "$bin" run spec/support/busted.lua "$@" >"$log/$label.out" 2>&1
   rc=$?
-  cat "$log/$1.out"
-  if grep -q -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$log/$1.out"; then
-    echo "== $1: sanitizer report above"
+  cat "$log/$label.out"
+  if grep -q -E "(Address|Leak|UndefinedBehavior|Memory|Thread)Sanitizer|runtime error:" "$log/$label.out"; then
+    echo "== $label: sanitizer message in the output above"
     rc=1
   fi
-  [ $rc -eq 0 ] || status=1
+  if sanitizer_reports "$log/$label.san"; then
+    echo "== $label: sanitizer reports above"
+    rc=1
+  fi
+  return $rc
 }
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-make -s --no-print-directory all build/asan/giro >/dev/null || exit 1
-run normal ./giro
-run asan build/asan/giro
-passed=0 failed=0
+
+make -s --no-print-directory all build/asan/giro build/asan/giro-leak >/dev/null || exit 1
+run normal ./giro || status=1
+run asan build/asan/giro || status=1
+
+# Self-check: the same harness must fail a build that leaks in every process.
+echo "== self-check: a deliberately leaking build must fail"
+if run leak build/asan/giro-leak spec/ref_spec.lua >"$log/leak.check" 2>&1; then
+  echo "== self-check FAILED: the leaking build passed"
+  extra_failed=1
+elif ! grep -q "giro_test_leak" "$log"/leak.san/report.* 2>/dev/null; then
+  cat "$log/leak.check"
+  echo "== self-check FAILED: the run failed, but no LeakSanitizer report names the leak"
+  extra_failed=1
+else
+  n=$(grep -l "giro_test_leak" "$log"/leak.san/report.* | wc -l)
+  echo "== self-check ok: LeakSanitizer reported the deliberate leak in $n processes and the run failed"
+  extra_passed=1
+fi
+
+passed=$extra_passed failed=$extra_failed
 for f in "$log"/normal.out "$log"/asan.out; do
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$f" | tail -n 1)
   if [ -z "$line" ]; then

@@ -14,6 +14,9 @@ local function giro(prefix, args)
   local _, _, code = p:close()
   local f = assert(io.open(err, "rb")); local e = f:read("a"); f:close()
   os.remove(err)
+  if code == 23 then  -- engine/sanitizer/options.c: a sanitizer report ended the child
+    error("giro died of a sanitizer report (exit 23); stderr:\n" .. e:sub(1, 4000), 2)
+  end
   return out, e, code
 end
 

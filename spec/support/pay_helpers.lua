@@ -71,7 +71,11 @@ function M.run(words, env, stdin)
   local _, _, code = os.execute(cmd .. " > " .. out .. " 2> " .. err)
   local function slurp(p) local f = io.open(p, "rb"); local s = f:read("a"); f:close(); os.remove(p); return s end
   if infile then os.remove(infile) end
-  return code, slurp(out), slurp(err)
+  local o, e = slurp(out), slurp(err)
+  if code == 23 then  -- engine/sanitizer/options.c: a sanitizer report ended the child
+    error("giro died of a sanitizer report (exit 23); stderr:\n" .. e:sub(1, 4000), 2)
+  end
+  return code, o, e
 end
 
 return M
