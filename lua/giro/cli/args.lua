@@ -30,7 +30,18 @@ local function compile(specs)
   return byname
 end
 
+-- --json and --format json (its alias) ask for JSON, errors included: seen before anything
+-- can fail, so that a usage error on the same line is reported as JSON too.
+local function wants_json(argv)
+  for i, a in ipairs(argv) do
+    if a == "--" then return false end
+    if a == "--json" or a == "--format=json" or (a == "--format" and argv[i + 1] == "json") then return true end
+  end
+  return false
+end
+
 function args.parse(argv, specs)
+  if wants_json(argv) then cli.json.on = true end
   local byname = compile(specs or {})
   local opt, pos = {}, {}
   local i, n = 1, #argv
@@ -43,6 +54,15 @@ function args.parse(argv, specs)
       local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
       name = name or a
       local o = byname[name]
+      -- one spelling everywhere: --json and --format json are aliases of each other
+      if not o and name == "--json" and byname["--format"] and not inline then
+        o, inline = byname["--format"], "json"
+      elseif not o and name == "--format" and byname["--json"] then
+        local v = inline or argv[i + 1]
+        if v ~= "json" then cli.usage("--format must be json here (the same as --json), got '%s'", tostring(v)) end
+        if not inline then i = i + 1 end
+        o, inline, name = byname["--json"], nil, "--json"
+      end
       if not o then cli.usage("unknown option %s", name) end
       local v = true
       if o.takes then

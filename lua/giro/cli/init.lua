@@ -15,11 +15,45 @@ cli.EXIT_FOR = { input = cli.EXIT.rejected, usage = cli.EXIT.usage, env = cli.EX
 
 local FAIL = {}  -- metatable marking errors raised by cli.fail
 
+--- The error kind (giro.errors) of an exit code, for the JSON error object.
+local KIND_OF = { [cli.EXIT.rejected] = "input", [cli.EXIT.usage] = "usage", [cli.EXIT.env] = "env" }
+
 --- Stop the running command with an exit code and a message for stderr.
 -- code: one of cli.EXIT's numbers; the message is printed as "giro: message".
 function cli.fail(code, fmt, ...)
   local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
   error(setmetatable({ code = code, message = msg }, FAIL), 0)
+end
+
+--- Stop with a library error kind and details for the JSON error object:
+-- info = { message = text, field = name|nil, reason = OS reason|nil, file = path|nil }.
+function cli.fail_info(kind, info)
+  error(setmetatable({ code = cli.EXIT_FOR[kind] or cli.EXIT.env, message = info.message, field = info.field,
+                       reason = info.reason, file = info.file }, FAIL), 0)
+end
+
+--- Stop with exit 3 for a failed OS call on path: "PATH: WHAT: REASON" (oserr: io.open's
+-- second value), the reason and the file also in the JSON error object.
+function cli.os_fail(path, what, oserr)
+  local errors = require("giro.errors")
+  local reason = errors.reason(oserr)
+  cli.fail_info("env", { message = string.format("%s: %s: %s", path, what, reason), reason = reason, file = path })
+end
+
+--- Under --json (or --format json) a failure also prints a JSON error object on stdout.
+-- args.parse turns this on when it sees either spelling; `extra` adds keys beside "error"
+-- (giro pay: valid = false).
+cli.json = { on = false, extra = nil }
+
+--- The JSON error object of a failure: {"error": {kind, message, field, reason, file}} with
+-- every key present (null when unknown).
+function cli.error_object(e)
+  local json = require("giro.json")
+  local function v(x) if x == nil then return json.null end return x end
+  local obj = { error = { kind = KIND_OF[e.code] or "env", message = v(e.message), field = v(e.field),
+                          reason = v(e.reason), file = v(e.file) } }
+  for k, x in pairs(cli.json.extra or {}) do obj[k] = x end
+  return obj
 end
 
 --- Shorthands for the common failures.
@@ -37,6 +71,32 @@ end
 function cli.check(v, message, kind, ...)
   if v == nil then cli.fail_kind(kind, "%s", tostring(message)) end
   return v, message, kind, ...
+end
+
+--- A string padded (or not) to width characters, not bytes: "Åse" is 3 wide (text that is
+-- not UTF-8 counts its bytes).  Negative width pads on the left.
+function cli.pad(s, width)
+  s = tostring(s)
+  local n = utf8.len(s) or #s
+  local w = math.abs(width)
+  if n >= w then return s end
+  if width < 0 then return (" "):rep(w - n) .. s end
+  return s .. (" "):rep(w - n)
+end
+
+--- string.format for table output: a "%-Ns" or "%Ns" field is padded by characters
+-- (cli.pad), so that columns holding æøå line up.  Other conversions are string.format's.
+function cli.format(fmt, ...)
+  local args, i, n = { ... }, 0, select("#", ...)
+  local out = fmt:gsub("%%([%-]?)(%d*)(%.?%d*)([%a%%])", function(flag, width, prec, conv)
+    if conv == "%" then return "%%" end
+    i = i + 1
+    if conv == "s" and width ~= "" and prec == "" then
+      args[i] = cli.pad(tostring(args[i]), flag == "-" and tonumber(width) or -tonumber(width))
+      return "%s"
+    end
+  end)
+  return string.format(out, table.unpack(args, 1, n))
 end
 
 --- True for an error raised by cli.fail (for code that wants to catch them).
@@ -153,9 +213,14 @@ function cli.main(argv)
   if ok then return math.tointeger(res) or 0 end
   if cli.is_failure(res) then
     io.stderr:write("giro ", name, ": ", res.message, "\n")
+    if cli.json.on then io.stdout:write(require("giro.json").encode(cli.error_object(res)), "\n") end
     return res.code
   end
   io.stderr:write("giro ", name, ": internal error: ", tostring(res), "\n")
+  if cli.json.on then
+    io.stdout:write(require("giro.json").encode(cli.error_object({ code = cli.EXIT.env,
+      message = "internal error: " .. tostring(res):match("^[^\n]*") })), "\n")
+  end
   return cli.EXIT.env
 end
 
