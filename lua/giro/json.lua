@@ -61,7 +61,7 @@ local function encode(v, out, depth)
         if i > 1 then out[#out + 1] = "," end
         local val = v[k]
         if val == nil then val = v[tonumber(k)] end
-        out[#out + 1] = cjson.encode(k)
+        out[#out + 1] = (cjson.encode(k):gsub("\\/", "/"))
         out[#out + 1] = ":"
         encode(val, out, depth + 1)
       end
@@ -69,7 +69,11 @@ local function encode(v, out, depth)
     end
   elseif v == cjson.null or v == nil then
     out[#out + 1] = "null"
-  elseif t == "string" or t == "number" or t == "boolean" then
+  elseif t == "string" then
+    -- cjson writes "/" as "\/" (valid, but paths then read badly); every "\/" it writes is
+    -- an escaped slash, so undoing it keeps the text exact
+    out[#out + 1] = (cjson.encode(v):gsub("\\/", "/"))
+  elseif t == "number" or t == "boolean" then
     out[#out + 1] = cjson.encode(v)
   else
     error("giro.json: cannot encode a " .. t, 0)

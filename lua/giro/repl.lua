@@ -274,6 +274,8 @@ function Session:load_file(arg)
     return self:run_file(path)
   end
   self:err(err)
+  local f = io.open(path, "rb")
+  if f then f:close() else self.env_errors = self.env_errors + 1 end   -- not there: the environment's
   return false
 end
 
@@ -393,7 +395,8 @@ end
 -- interactive (default: stdin is a terminal), history (path, or false for none),
 -- read (function(prompt) -> line | nil at end | false on Ctrl-C), stdout, stderr, rules
 -- (a giro.rules instance; default the module's default instance).  Returns an exit code:
--- 0, or 1 in batch mode when any input raised an error.
+-- 0, or in batch mode 3 when a file to load could not be opened, else 1 when any input
+-- raised an error.
 function M.start(opts)
   opts = opts or {}
   local rl = require("giro.readline")
@@ -410,6 +413,7 @@ function M.start(opts)
     stderr = opts.stderr or io.stderr,
     interactive = interactive,
     errors = 0,
+    env_errors = 0,   -- of those, files that could not be opened (batch exit 3)
   }, Session)
 
   local hist = opts.history
@@ -434,6 +438,7 @@ function M.start(opts)
     if not wok then s.stderr:write("giro repl: history not saved: ", tostring(werr), "\n") end
   end
   if not ok then error(e, 0) end
+  if not interactive and s.env_errors > 0 then return 3 end
   if not interactive and s.errors > 0 then return 1 end
   return 0
 end
