@@ -162,8 +162,14 @@ function sub.validate(argv)
   if opt.json then
     local errs = json.array()
     for i, e in ipairs(res.errors) do errs[i] = { line = jv(e.line), message = jv(e.message), text = jv(e.text) } end
+    -- an invalid file is a failure like any other: the "error" object is there (null when valid)
+    local e = json.null
+    if not res.ok then
+      e = { kind = "input", message = string.format("%s: %d error(s)", pos[1], #res.errors),
+            field = json.null, reason = json.null, file = pos[1] }
+    end
     io.stdout:write(json_out({ ok = res.ok, file = res.file, kind = jv(res.kind), schema_name = jv(res.schema_name),
-      errors = errs }), "\n")
+      errors = errs, error = e }), "\n")
   else
     for _, e in ipairs(res.errors) do io.stdout:write(e.text, "\n") end
     if res.ok then
