@@ -30,18 +30,10 @@ local function compile(specs)
   return byname
 end
 
--- --json and --format json (its alias) ask for JSON, errors included: seen before anything
--- can fail, so that a usage error on the same line is reported as JSON too.
-local function wants_json(argv)
-  for i, a in ipairs(argv) do
-    if a == "--" then return false end
-    if a == "--json" or a == "--format=json" or (a == "--format" and argv[i + 1] == "json") then return true end
-  end
-  return false
-end
-
 function args.parse(argv, specs)
-  if wants_json(argv) then cli.json.on = true end
+  -- --json and --format json (its alias) ask for JSON, errors included: seen before anything
+  -- can fail, so that a usage error on the same line is reported as JSON too
+  if cli.wants_json(argv) then cli.json.on = true end
   local byname = compile(specs or {})
   local opt, pos = {}, {}
   local i, n = 1, #argv

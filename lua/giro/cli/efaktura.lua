@@ -19,8 +19,8 @@ local M = {
       and list every error with its line.
   giro efaktura pending --db DB [--json]
       Held requests: what was received, the rule's proposal, any decision, the closest customers.
-  giro efaktura decide --db DB ID accept [--customer N]
-  giro efaktura decide --db DB ID reject 01|02|03 [--message TEXT]
+  giro efaktura decide --db DB ID accept [--customer N] [--json]
+  giro efaktura decide --db DB ID reject 01|02|03 [--message TEXT] [--json]
       Record a decision on a held request.  `accept --customer N` on an agreement without a
       customer (a receipt for a request giro never answered) attaches the customer to it.
   giro efaktura answer --db DB [-o RESPONSE.xml] [--json]
@@ -167,6 +167,7 @@ function sub.validate(argv)
     if not res.ok then
       e = { kind = "input", message = string.format("%s: %d error(s)", pos[1], #res.errors),
             field = json.null, reason = json.null, file = pos[1] }
+      io.stderr:write("giro efaktura: ", e.message, res.errors[1] and ("; first: " .. res.errors[1].text) or "", "\n")
     end
     io.stdout:write(json_out({ ok = res.ok, file = res.file, kind = jv(res.kind), schema_name = jv(res.schema_name),
       errors = errs, error = e }), "\n")
@@ -237,7 +238,7 @@ function sub.pending(argv)
 end
 
 function sub.decide(argv)
-  local opt, pos = args.parse(argv, { "--db=DB", "--customer=N", "--message=TEXT" })
+  local opt, pos = args.parse(argv, { "--db=DB", "--customer=N", "--message=TEXT", "--json" })
   local usage = "usage: giro efaktura decide --db DB ID accept [--customer N] | reject 01|02|03 [--message TEXT]"
   if #pos < 2 then cli.usage(usage) end
   local id = math.tointeger(tonumber(pos[1]))
@@ -261,6 +262,10 @@ function sub.decide(argv)
   local ok, res, kind = held.decide(reg, id, d)
   reg:close()
   if not ok then cli.fail_kind(kind, "%s", res) end
+  if opt.json then
+    io.stdout:write(json_out({ id = id, attached = res.attached or false, answer = res.answer, customer = jv(res.customer),
+      reason = jv(res.reason ~= "" and res.reason or nil), message = jv(res.message ~= "" and res.message or nil) }), "\n")
+  end
   if res.attached then
     io.stderr:write(string.format("#%d: customer %s attached (no answer is due: Nets has the agreement already)\n",
       id, res.customer))

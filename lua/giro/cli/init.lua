@@ -45,6 +45,15 @@ end
 -- (giro pay: valid = false).
 cli.json = { on = false, extra = nil }
 
+--- True when the words ask for JSON: --json, --format json or --format=json (before any "--").
+function cli.wants_json(argv)
+  for i, a in ipairs(argv) do
+    if a == "--" then return false end
+    if a == "--json" or a == "--format=json" or (a == "--format" and argv[i + 1] == "json") then return true end
+  end
+  return false
+end
+
 --- The JSON error object of a failure: {"error": {kind, message, field, reason, file}} with
 -- every key present (null when unknown).
 function cli.error_object(e)
@@ -205,6 +214,8 @@ function cli.main(argv)
     io.stdout:write(cli.help_text(mod), "\n")
     return 0
   end
+  -- a subcommand refused before its options are parsed still answers in JSON
+  cli.json.on = not mod.own_help and cli.wants_json(rest)
   local ok, res = xpcall(mod.run, function(e)
     if cli.is_failure(e) then return e end
     return debug.traceback(tostring(e), 2)

@@ -28,7 +28,8 @@ create iban takes a domestic account with its country code in front
 
 --json prints one JSON object per number instead: {"input", "kind", "action",
 "valid" (true/false), "result" (null for check and when invalid), "reason"
-(null when valid)}; `kinds --json` an array of {"name", "summary"}.
+and "error" (null when valid; else the reason and an error object as every
+command's)}; `kinds --json` an array of {"name", "summary"}.
 
 exit codes: 0 all valid, 1 invalid input, 2 usage error (unknown kind, missing arguments)
 
@@ -51,8 +52,13 @@ local json = require("giro.json")
 -- --json: one object per number, {"input", "kind", "action", "valid", "result", "reason"}
 -- (every key present; a line of its own per input line with -).
 local function json_result(action, kind, s, ok, res, why)
+  local e = json.null
+  if not ok then
+    e = { kind = "input", message = s .. ": invalid: " .. tostring(why), field = json.null, reason = json.null,
+          file = json.null }
+  end
   return json.encode({ input = s, kind = kind, action = action, valid = ok and true or false,
-    result = ok and action ~= "check" and res or json.null, reason = (not ok) and why or json.null }) .. "\n"
+    result = ok and action ~= "check" and res or json.null, reason = (not ok) and why or json.null, error = e }) .. "\n"
 end
 
 local function list_kinds(as_json)
@@ -111,7 +117,14 @@ function M.run(argv)
 
   if value ~= "-" then
     if action == "check" or opt.json then
-      return one(action, kind, value, io.stdout, opt.json) and 0 or 1
+      local ok = one(action, kind, value, io.stdout, opt.json)
+      if not ok and opt.json then
+        -- the text on stderr too, as for any failure under --json
+        local _, why
+        if action == "check" then _, why = ref.check(kind, value) else _, why = ACTIONS[action](kind, value) end
+        io.stderr:write("giro ref: ", value, ": invalid: ", tostring(why), "\n")
+      end
+      return ok and 0 or 1
     end
     local res, why = ACTIONS[action](kind, value)
     if not res then cli.rejected("%s: invalid: %s", value, why) end
