@@ -372,7 +372,7 @@ end)
 M.add_command("rules", "list the bank and biller rule files found in the rules dirs", function(s)
   for _, kind in ipairs({ "bank", "biller" }) do
     for _, r in ipairs(s.rules:discover(kind)) do
-      s:out(string.format("%-7s %-20s %s", kind, r.name, r.path))
+      s:out(require("giro.text").format("%-7s %-20s %s", kind, r.name, r.path))
     end
   end
 end)

@@ -82,31 +82,9 @@ function cli.check(v, message, kind, ...)
   return v, message, kind, ...
 end
 
---- A string padded (or not) to width characters, not bytes: "Åse" is 3 wide (text that is
--- not UTF-8 counts its bytes).  Negative width pads on the left.
-function cli.pad(s, width)
-  s = tostring(s)
-  local n = utf8.len(s) or #s
-  local w = math.abs(width)
-  if n >= w then return s end
-  if width < 0 then return (" "):rep(w - n) .. s end
-  return s .. (" "):rep(w - n)
-end
-
---- string.format for table output: a "%-Ns" or "%Ns" field is padded by characters
--- (cli.pad), so that columns holding æøå line up.  Other conversions are string.format's.
-function cli.format(fmt, ...)
-  local args, i, n = { ... }, 0, select("#", ...)
-  local out = fmt:gsub("%%([%-]?)(%d*)(%.?%d*)([%a%%])", function(flag, width, prec, conv)
-    if conv == "%" then return "%%" end
-    i = i + 1
-    if conv == "s" and width ~= "" and prec == "" then
-      args[i] = cli.pad(tostring(args[i]), flag == "-" and tonumber(width) or -tonumber(width))
-      return "%s"
-    end
-  end)
-  return string.format(out, table.unpack(args, 1, n))
-end
+--- Table output padded by characters, not bytes (giro.text): cli.format("%-12s", "Åse").
+cli.pad = require("giro.text").pad
+cli.format = require("giro.text").format
 
 --- True for an error raised by cli.fail (for code that wants to catch them).
 function cli.is_failure(e) return getmetatable(e) == FAIL end

@@ -133,7 +133,7 @@ repl.add_command("records", "list the records of the request files (with --bille
   if #state.records == 0 then s:out("no records (giro repl --biller RULES.lua REQUEST.xml)") return end
   for i, r in ipairs(state.records) do
     local f = r.fields
-    s:out(string.format("#%-4d line %-6d %-10s %-20s %s %s", i, r.line or 0, r.kind or "(bad)", tostring(f.BillerAccountNumber),
+    s:out(require("giro.text").format("#%-4d line %-6d %-10s %-20s %s %s", i, r.line or 0, r.kind or "(bad)", tostring(f.BillerAccountNumber),
       f.FirstName or "", f.LastName or ""))
   end
 end)
