@@ -67,13 +67,12 @@ local function element_name(e)
   return e
 end
 
--- A process/answer summary for JSON: its lists as arrays (also when empty).
+-- A process summary for JSON: its lists as arrays (also when empty).
 local function summary_json(s)
   for _, k in ipairs({ "skipped_records", "warnings" }) do
     if s[k] ~= nil then s[k] = json.array(s[k]) end
   end
   if s.replayed == nil then s.replayed = false end
-  if s.rewritten == nil and s.batch ~= nil then s.rewritten = false end
   s.response = jv(s.response)
   return s
 end
@@ -286,7 +285,10 @@ function sub.answer(argv)
   if not s then cli.fail_kind(kind, "%s", err) end
   if opt.json then
     local target = opt.output and io.stdout or io.stderr
-    target:write(json_out(summary_json(s)), "\n")
+    -- the same keys whichever way the run went (nothing to answer, a batch written again)
+    target:write(json_out({ answers = s.answers, accepted = jv(s.accepted or (s.answers == 0 and 0 or nil)),
+      rejected = jv(s.rejected or (s.answers == 0 and 0 or nil)), remaining = s.remaining or 0, batch = jv(s.batch),
+      response = jv(s.response), rewritten = s.rewritten or false }), "\n")
   elseif s.rewritten then
     io.stderr:write(string.format("answer batch %d was interrupted after it was recorded: its %d answer(s) written again to %s\n",
       s.batch, s.answers, s.response))
