@@ -64,6 +64,8 @@ local function cases()
     { P("bad.xml") .. ":" } }
   case{ "process: missing rule file", { "efaktura", "process", P("req.xml"), "--biller", P("none.lua"), "--db", db }, 3,
     { P("none.lua"), ENOENT } }
+  case{ "process: rule file with an error", { "efaktura", "process", P("req.xml"), "--biller", P("syntax.lua"), "--db", db },
+    3, { P("syntax.lua") .. ":" } }
   case{ "process: database", { "efaktura", "process", P("req.xml"), "--biller", "default", "--db", NODB }, 3, { NODB } }
   -- efaktura validate
   case{ "validate: no file", { "efaktura", "validate" }, 2, { "usage" } }
