@@ -133,6 +133,11 @@ local function cases()
   case{ "repl: unknown option", { "repl", "--nosuch" }, 2, { "--nosuch" }, json = false }
   case{ "repl: missing file", { "repl", P("none.lua") }, 3, { P("none.lua"), ENOENT }, json = false }
   case{ "repl: file that raises", { "repl", P("boom.lua") }, 1, { "boom" }, json = false }
+  case{ "repl --biller: missing rule", { "repl", "--biller", P("none.lua") }, 3, { P("none.lua"), ENOENT }, json = false }
+  case{ "repl --biller: missing request", { "repl", "--biller", "default", P("none.xml") }, 3, { P("none.xml"), ENOENT },
+    json = false }
+  case{ "repl --biller: malformed request", { "repl", "--biller", "default", P("bad.xml") }, 1, { P("bad.xml") .. ":" },
+    json = false }
   return c
 end
 

@@ -412,8 +412,10 @@ function M.start(opts)
     stdout = opts.stdout or io.stdout,
     stderr = opts.stderr or io.stderr,
     interactive = interactive,
-    errors = 0,
-    env_errors = 0,   -- of those, files that could not be opened (batch exit 3)
+    -- failures, and of those the files that could not be opened (batch exit 1, or 3); an
+    -- option's set-up (--biller REQUEST.xml) may have counted some already
+    errors = (opts.input_errors or 0) + (opts.env_errors or 0),
+    env_errors = opts.env_errors or 0,
   }, Session)
 
   local hist = opts.history
