@@ -48,11 +48,8 @@ end
 local function bank_or_fail(name)
   pay = pay or require("giro.pay")
   if not name then cli.usage("which bank? (see: giro pay banks)") end
-  local b, err = pay.bank(name, { lazy = true })   -- only the messages this command uses
-  if not b then
-    if err:find("^no bank definition") then cli.usage("%s", err) end
-    cli.env("%s", err)
-  end
+  local b, err, kind = pay.bank(name, { lazy = true })   -- only the messages this command uses
+  if not b then cli.fail_kind(kind, "%s", err) end
   return b
 end
 
@@ -92,11 +89,8 @@ local function fields_of(words, from)
 end
 
 local function message_or_fail(bank, name)
-  local m, err = bank:message(name)
-  if not m then
-    if bank.compiled.def.messages[name] ~= nil then cli.env("%s", err) end  -- a broken definition
-    cli.usage("%s", err)
-  end
+  local m, err, kind = bank:message(name)
+  if not m then cli.fail_kind(kind, "%s", err) end
   return m
 end
 
@@ -253,8 +247,7 @@ local function exchange(kind, opt, pos)
   end
   local res, why, what = bank:send(kind, input, o)
   if not res then
-    if what == "env" then cli.env("%s", why) end
-    if what == "usage" then cli.usage("%s", why) end
+    if what ~= "input" then cli.fail_kind(what, "%s", why) end
     rejected(why, m)
   end
   io.stdout:write(pay.render_result(res, fmt))
