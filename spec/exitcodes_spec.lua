@@ -52,7 +52,7 @@ local function cases()
   case{ "customers import: missing CSV", { "customers", "import", P("none.csv"), "--db", db }, 3,
     { P("none.csv"), ENOENT }, file = P("none.csv"), reason = ENOENT }
   case{ "customers import: bad row", { "customers", "import", P("bad.csv"), "--db", db }, 1,
-    { P("bad.csv") .. ":2:", "efaktura" } }
+    { P("bad.csv") .. ":2:", "efaktura" }, file = P("bad.csv"), line = 2 }
   case{ "customers import: database", { "customers", "import", P("bad.csv"), "--db", NODB }, 3, { NODB } }
   case{ "customers list: extra word", { "customers", "list", "x", "--db", db }, 2, { "usage" } }
   case{ "customers list: database", { "customers", "list", "--db", NODB }, 3, { NODB } }
@@ -189,12 +189,13 @@ describe("the exit-code contract", function()
             assert.equal("table", type(e), label .. ": " .. out)
             assert.equal(KIND[t[3]], e.kind, label)
             assert.equal("string", type(e.message), label)
-            for _, k in ipairs({ "field", "reason", "file" }) do
+            for _, k in ipairs({ "field", "reason", "file", "line" }) do
               assert.truthy(e[k] ~= nil, label .. ": key " .. k .. " present (null when unknown)")
             end
             if t.field then assert.equal(t.field, e.field, label) end
             if t.reason then assert.equal(t.reason, e.reason, label) end
             if t.file then assert.equal(t.file, e.file, label) end
+            if t.line then assert.equal(t.line, e.line, label) end
             if t.pay then assert.is_false(obj.valid, label .. ": pay says valid = false") end
             if t.json == "validate" then assert.is_false(obj.ok, label) end
           end

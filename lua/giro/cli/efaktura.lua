@@ -165,7 +165,7 @@ function sub.validate(argv)
     local e = json.null
     if not res.ok then
       e = { kind = "input", message = string.format("%s: %d error(s)", pos[1], #res.errors),
-            field = json.null, reason = json.null, file = pos[1] }
+            field = json.null, reason = json.null, file = pos[1], line = jv(res.errors[1] and res.errors[1].line) }
       io.stderr:write("giro efaktura: ", e.message, res.errors[1] and ("; first: " .. res.errors[1].text) or "", "\n")
     end
     io.stdout:write(json_out({ ok = res.ok, file = res.file, kind = jv(res.kind), schema_name = jv(res.schema_name),

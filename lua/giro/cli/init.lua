@@ -54,13 +54,19 @@ function cli.wants_json(argv)
   return false
 end
 
---- The JSON error object of a failure: {"error": {kind, message, field, reason, file}} with
--- every key present (null when unknown).
+--- The JSON error object of a failure: {"error": {kind, message, field, reason, file, line}}
+-- with every key present (null when unknown).
 function cli.error_object(e)
   local json = require("giro.json")
   local function v(x) if x == nil then return json.null end return x end
+  -- a message in the house style "FILE:LINE: ..." names its file and line: give them as keys too
+  local file, line = e.file, e.line
+  if file == nil and type(e.message) == "string" then
+    local f, l = e.message:match("^([^%s:]+):(%d+): ")
+    if f then file, line = f, math.tointeger(tonumber(l)) end
+  end
   local obj = { error = { kind = KIND_OF[e.code] or "env", message = v(e.message), field = v(e.field),
-                          reason = v(e.reason), file = v(e.file) } }
+                          reason = v(e.reason), file = v(file), line = v(line) } }
   for k, x in pairs(cli.json.extra or {}) do obj[k] = x end
   return obj
 end

@@ -55,7 +55,7 @@ local function json_result(action, kind, s, ok, res, why)
   local e = json.null
   if not ok then
     e = { kind = "input", message = s .. ": invalid: " .. tostring(why), field = json.null, reason = json.null,
-          file = json.null }
+          file = json.null, line = json.null }
   end
   return json.encode({ input = s, kind = kind, action = action, valid = ok and true or false,
     result = ok and action ~= "check" and res or json.null, reason = (not ok) and why or json.null, error = e }) .. "\n"
