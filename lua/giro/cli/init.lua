@@ -200,6 +200,7 @@ function cli.main(argv)
   end
   -- a subcommand refused before its options are parsed still answers in JSON
   cli.json.on = not mod.own_help and cli.wants_json(rest)
+  cli.json.extra = nil
   local ok, res = xpcall(mod.run, function(e)
     if cli.is_failure(e) then return e end
     return debug.traceback(tostring(e), 2)
