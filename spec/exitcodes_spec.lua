@@ -106,7 +106,8 @@ local function cases()
     pay = true }
   case{ "pay form: bad field", form({ "VALUUTTA=SEK" }, "--key-file", P("danske.key")), 1, { "VALUUTTA" },
     field = "VALUUTTA", pay = true }
-  case{ "pay form: missing key file", form({}, "--key-file", P("none.key")), 3, { P("none.key"), ENOENT }, pay = true }
+  case{ "pay form: missing key file", form({}, "--key-file", P("none.key")), 3, { P("none.key"), ENOENT }, pay = true,
+    file = P("none.key"), reason = ENOENT, field = "--key-file" }
   case{ "pay verify: MAC mismatch", { "pay", "verify", "danske", "return", "--key-file", P("danske.key"),
     "KNRO=000000000000&VALUUTTA=EUR&VIITE=1232&SUMMA=100,00&VERSIO=4&STATUS=0&TARKISTE=" .. ("0"):rep(64)
       .. "&MTAPA=1&ERAPAIVA=01.01.2024" }, 1, { "MAC" }, field = "TARKISTE", pay = true }

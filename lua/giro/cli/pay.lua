@@ -61,10 +61,15 @@ local function read_key(opt, needed)
   if opt["key-file"] then
     local file = opt["key-file"]
     local f, oerr = io.open(file, "rb")
-    if not f then cli.env("cannot read the key file %s (%s)", file, oerr:match(": ([^:]+)$") or oerr) end
+    local function cannot(oserr)
+      local reason = require("giro.errors").reason(oserr)
+      cli.fail_info("env", { message = string.format("cannot read the key file %s (%s)", file, reason),
+                             reason = reason, file = file, field = "--key-file" })
+    end
+    if not f then cannot(oerr) end
     local data, rerr = f:read("a")   -- nil for a directory
     f:close()
-    if not data then cli.env("cannot read the key file %s (%s)", file, rerr:match(": ([^:]+)$") or rerr) end
+    if not data then cannot(rerr) end
     key = data:gsub("[\r\n]+$", "")  -- editors add a newline (or two, or CRLF); a key has none
     if key == "" then cli.env("the key file %s is empty", file) end
   elseif opt["key-env"] then
