@@ -52,7 +52,7 @@ local function cases()
   case{ "customers import: missing CSV", { "customers", "import", P("none.csv"), "--db", db }, 3,
     { P("none.csv"), ENOENT }, file = P("none.csv"), reason = ENOENT }
   case{ "customers import: bad row", { "customers", "import", P("bad.csv"), "--db", db }, 1,
-    { P("bad.csv") .. ":2:", "efaktura" }, file = P("bad.csv"), line = 2 }
+    { P("bad.csv") .. ":2:", "efaktura" }, file = P("bad.csv"), line = 2, field = "efaktura" }
   case{ "customers import: database", { "customers", "import", P("bad.csv"), "--db", NODB }, 3, { NODB } }
   case{ "customers list: extra word", { "customers", "list", "x", "--db", db }, 2, { "usage" } }
   case{ "customers list: database", { "customers", "list", "--db", NODB }, 3, { NODB } }

@@ -35,9 +35,9 @@ function sub.import(argv)
   if not f then cli.os_fail(pos[1], "cannot open the customer file", oerr) end
   f:close()
   local reg = open(opt)
-  local counts, err, kind = reg:import_customers(pos[1])
+  local counts, err, kind, detail = reg:import_customers(pos[1])
   reg:close()
-  if not counts then cli.fail_kind(kind, "%s", err) end
+  if not counts then cli.fail_info(kind or "env", { message = err, field = detail and detail.field }) end
   if opt.json then
     io.stdout:write(require("giro.json").encode(counts), "\n")
   else

@@ -217,8 +217,8 @@ end
 --- Load a customer CSV (UTF-8, header row with at least account_number, first_name,
 -- last_name, efaktura).  Either every row is good and the register is updated in one
 -- transaction, or nothing changes and nil, message, kind (every bad row with its line;
--- "input" for the file's content, "env" for an unreadable file or a database failure) is
--- returned.  Unchanged customers are not written (their updated_at stays).
+-- "input" for the file's content, "env" for an unreadable file or a database failure; for
+-- bad rows a fourth value { field = the column the first one names }) is returned.  Unchanged customers are not written (their updated_at stays).
 function Reg:import_customers(path, opts)
   opts = opts or {}
   local label = opts.name or path
@@ -247,7 +247,12 @@ function Reg:import_customers(path, opts)
       table.concat(missing, ", "), table.concat(REQUIRED_COLUMNS, ","))
   end
   local problems, seen, good = {}, {}, {}
+  local first_field   -- the column the first bad row's message names, for the caller's JSON
   local function bad(line, fmt, ...)
+    if #problems == 0 then
+      local name = fmt:match("^([%w_]+) ")
+      if name and col[name] then first_field = name end
+    end
     if #problems < 100 then problems[#problems + 1] = string.format("%s:%d: " .. fmt, label, line, ...) end
   end
   for i = 2, #rows do
@@ -282,7 +287,8 @@ function Reg:import_customers(path, opts)
     end
   end
   if #problems > 0 then
-    return nil, table.concat(problems, "\n") .. string.format("\n%s: no customer imported", label), "input"
+    return nil, table.concat(problems, "\n") .. string.format("\n%s: no customer imported", label), "input",
+      { field = first_field }
   end
   local db = self.db
   local counts = { added = 0, updated = 0, unchanged = 0 }
