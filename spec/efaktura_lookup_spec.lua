@@ -21,6 +21,17 @@ local function first(db, q, ...)
   return row
 end
 
+describe("giro.csv.line", function()
+  it("writes RFC 4180 records that giro.csv reads back", function()
+    local csv = require("giro.csv")
+    local fields = { "a", "b,c", 'say "hi"', "x\ny", "", "Åse" }
+    local line = csv.line(fields)
+    assert.equal('a,"b,c","say ""hi""","x\ny",,Åse\r\n', line)
+    local back = assert(csv.read_string(line))
+    assert.same(fields, back[1].fields)
+  end)
+end)
+
 for _, B in ipairs(H.backends()) do
 describe("eFaktura agreements, receipts and customers (" .. B.name .. ")", function()
   lazy_setup(function() H.use(B) end)
