@@ -67,6 +67,25 @@ describe("eFaktura agreements, receipts and customers (" .. B.name .. ")", funct
     assert.equal("REF-42", list[1].account)
   end)
 
+  it("records a receipt without a customer when the rule's lookup fails on it, and warns", function()
+    local rule = H.write(dir .. "/fails.lua", [[
+      return {
+        customer_number = function(account, request)
+          if request.FirstName == "" then error("this rule needs a name") end
+          return account
+        end,
+        validate = function(request, customer) return { accept = true } end,
+      }]])
+    local req = H.write(dir .. "/r.xml", H.request{ records = { H.receipt("A", "1000017", "rcpt4==") } })
+    local rc, _, err = H.run({ "efaktura", "process", req, "--biller", rule, "--db", db })
+    assert.equal(0, rc, err)
+    assert.truthy(err:find("no customer attached", 1, true), err)
+    assert.truthy(err:find("this rule needs a name", 1, true), err)
+    local list = json_of(H.run({ "efaktura", "agreements", "--db", db, "--json" }))
+    assert.equal("active", list[1].status)
+    assert.equal(cjson.null, list[1].customer)
+  end)
+
   it("lets decide attach a customer to an agreement that has none, once", function()
     local rc, _, err = H.process(dir, db, H.request{ records = { H.receipt("A", "7777777", "rcpt3==") } })
     assert.equal(0, rc, err)

@@ -236,12 +236,19 @@ function process.run(opts)
     -- customer numbers for the requests that may need a decision
     for _, rec in ipairs(batch) do
       -- a receipt for an agreement giro never answered gets its customer the same way
+      -- (a rule that fails on a receipt leaves it without a customer and warns: receipts
+      -- are Nets' word and are recorded whatever the rule makes of them)
       local row = rows[rec.key]
-      if rec.kind == "add" or rec.kind == "change"
-          or (rec.kind:sub(1, 8) == "receipt-" and (not row or row.customer == nil)) then
-        local n = b:customer_number(rec.fields)
+      local n
+      if rec.kind == "add" or rec.kind == "change" then
+        n = b:customer_number(rec.fields)
+      elseif rec.kind:sub(1, 8) == "receipt-" and (not row or row.customer == nil) then
+        local ok, v = pcall(b.customer_number, b, rec.fields)
+        if ok then n = v else rec.lookup_error = tostring(v) end
+      end
+      if n then
         rec.number = n
-        if n and not seen_n[n] then seen_n[n] = true numbers[#numbers + 1] = n end
+        if not seen_n[n] then seen_n[n] = true numbers[#numbers + 1] = n end
       end
     end
     local customers = b.has_lookup and {} or reg:customers(numbers)
@@ -358,7 +365,16 @@ function process.run(opts)
         local after = st == "A" and "active" or st == "N" and "rejected" or "stopped"
         local customer
         if (not row or row.customer == nil) and rec.number then
-          if b.has_lookup then customer = b:lookup(rec.number, f, reg) else customer = customers[rec.number] end
+          if b.has_lookup then
+            local ok, c = pcall(b.lookup, b, rec.number, f, reg)
+            if ok then customer = c else rec.lookup_error = tostring(c) end
+          else
+            customer = customers[rec.number]
+          end
+        end
+        if rec.lookup_error then
+          warn(summary, rec.line, "receipt %s (account %s): no customer attached: %s", st, f.BillerAccountNumber,
+            require("giro.errors").quote(rec.lookup_error, 200))
         end
         if not row then
           row = new_row(rec)
