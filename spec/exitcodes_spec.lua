@@ -6,6 +6,7 @@
 -- on stdout (giro pay adds "valid": false).
 local H = dofile("spec/fixtures/efaktura/helper.lua")
 local cjson = require("cjson")
+local PH = require("pay_helpers")   -- its run() also feeds stdin
 
 local ENOENT = "No such file or directory"
 local KIND = { [1] = "input", [2] = "usage", [3] = "env" }
@@ -134,6 +135,8 @@ local function cases()
   case{ "repl: unknown option", { "repl", "--nosuch" }, 2, { "--nosuch" }, json = false }
   case{ "repl: missing file", { "repl", P("none.lua") }, 3, { P("none.lua"), ENOENT }, json = false }
   case{ "repl: file that raises", { "repl", P("boom.lua") }, 1, { "boom" }, json = false }
+  case{ "repl: :run of a missing script", { "repl" }, 3, { P("none.lua"), ENOENT }, json = false,
+    stdin = ":run " .. P("none.lua") .. "\n" }
   case{ "repl --biller: missing rule", { "repl", "--biller", P("none.lua") }, 3, { P("none.lua"), ENOENT }, json = false }
   case{ "repl --biller: missing request", { "repl", "--biller", "default", P("none.xml") }, 3, { P("none.xml"), ENOENT },
     json = false }
@@ -156,7 +159,8 @@ describe("the exit-code contract", function()
 
   it("gives each failure its code, and a message naming the file or field and the OS reason", function()
     for _, t in ipairs(cases()) do
-      local rc, out, err = H.run(t[2])
+      local rc, out, err
+      if t.stdin then rc, out, err = PH.run(t[2], nil, t.stdin) else rc, out, err = H.run(t[2]) end
       assert.equal(t[3], rc, t[1] .. ": exit code; stderr: " .. err)
       local text = t.stream == "stdout" and out or err
       for _, want in ipairs(t[4]) do

@@ -274,9 +274,14 @@ function Session:load_file(arg)
     return self:run_file(path)
   end
   self:err(err)
-  local f = io.open(path, "rb")
-  if f then f:close() else self.env_errors = self.env_errors + 1 end   -- not there: the environment's
+  self:count_missing(path)
   return false
+end
+
+-- A file that is not there is the environment's failure (batch mode exits 3).
+function Session:count_missing(path)
+  local f = io.open(path, "rb")
+  if f then f:close() else self.env_errors = self.env_errors + 1 end
 end
 
 --- :run FILE — run a Lua script in the session environment (not sandboxed).
@@ -284,6 +289,7 @@ function Session:run_file(path)
   local fn, err = loadfile(path, "t", self.env)
   if not fn then
     self:err(err)
+    self:count_missing(path)
     return false
   end
   return self:run(fn)
