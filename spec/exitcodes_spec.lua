@@ -111,7 +111,9 @@ local function cases()
     file = P("none.key"), reason = ENOENT, field = "--key-file" }
   case{ "pay verify: MAC mismatch", { "pay", "verify", "danske", "return", "--key-file", P("danske.key"),
     "KNRO=000000000000&VALUUTTA=EUR&VIITE=1232&SUMMA=100,00&VERSIO=4&STATUS=0&TARKISTE=" .. ("0"):rep(64)
-      .. "&MTAPA=1&ERAPAIVA=01.01.2024" }, 1, { "MAC" }, field = "TARKISTE", pay = true }
+      .. "&MTAPA=1&ERAPAIVA=01.01.2024" }, 1, { "MAC" }, field = "TARKISTE", pay = true, bank = "danske" }
+  case{ "pay verify: missing field", { "pay", "verify", "danske", "return", "--key-file", P("danske.key"), "KNRO=1" },
+    1, { "VALUUTTA" }, field = "VALUUTTA", pay = true }
   case{ "pay verify: no message", { "pay", "verify", "danske" }, 2, { "which message" }, pay = true }
   case{ "pay query: network", { "pay", "query", "danske", "--key-file", P("danske.key"), "--url", "https://127.0.0.1:1/",
     "Refno=1232", "MerchantID=000000000000", "gsaftlnr=123456" }, 3, { "127.0.0.1" }, pay = true }
@@ -201,7 +203,11 @@ describe("the exit-code contract", function()
             if t.reason then assert.equal(t.reason, e.reason, label) end
             if t.file then assert.equal(t.file, e.file, label) end
             if t.line then assert.equal(t.line, e.line, label) end
-            if t.pay then assert.is_false(obj.valid, label .. ": pay says valid = false") end
+            if t.pay then
+              assert.is_false(obj.valid, label .. ": pay says valid = false")
+              assert.truthy(obj.bank ~= nil and obj.message ~= nil, label .. ": bank and message present")
+            end
+            if t.bank then assert.equal(t.bank, obj.bank, label) end
             if t.json == "validate" then assert.is_false(obj.ok, label) end
           end
         end

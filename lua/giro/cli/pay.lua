@@ -26,7 +26,8 @@ refund   endpoint; --timeout SECONDS, --ca-file PEM), verifies and prints the an
          --dry-run prints the request fields instead and sends nothing.
 
 --json is the same as --format json; under it a failure also prints
-{"valid": false, "error": {"kind", "message", "field", "reason", "file"}} on stdout.
+{"valid": false, "bank", "message", "error": {"kind", "message", "field", "reason",
+"file", "line"}} on stdout (bank and message null until known).
 
 Keys come only from --key-file (content, trailing newlines stripped) or --key-env (a variable's
 name); they are never printed.  Values are UTF-8; the bank receives its own charset (ISO-8859-1).
@@ -40,8 +41,10 @@ local pay  -- loaded on demand (keeps `giro help` light)
 -- A refusal of the input (exit 1): the field it names ("SUMMA: ...") goes into the JSON
 -- error object too; "MAC mismatch" names the message's MAC field.
 local function rejected(err, m)
-  local field = tostring(err):match("^([%w_%-]+): ")
-  if not field and m and m.def and m.def.mac and tostring(err):find("MAC", 1, true) then field = m.def.mac.field end
+  local text = tostring(err)
+  local field = text:match("^([%w_%-]+): ") or text:match("^missing field ([%w_%-]+)")
+    or text:match("^unknown field ([%w_%-]+)") or text:match("^MAC mismatch %(([%w_%-]+)%)")
+  if not field and m and m.def and m.def.mac and text:find("MAC", 1, true) then field = m.def.mac.field end
   cli.fail_info("input", { message = tostring(err), field = field })
 end
 
@@ -50,6 +53,7 @@ local function bank_or_fail(name)
   if not name then cli.usage("which bank? (see: giro pay banks)") end
   local b, err, kind = pay.bank(name, { lazy = true })   -- only the messages this command uses
   if not b then cli.fail_kind(kind, "%s", err) end
+  cli.json.extra.bank = b.name
   return b
 end
 
@@ -96,6 +100,7 @@ end
 local function message_or_fail(bank, name)
   local m, err, kind = bank:message(name)
   if not m then cli.fail_kind(kind, "%s", err) end
+  cli.json.extra.message = name
   return m
 end
 
@@ -263,7 +268,9 @@ function commands.query(opt, pos) return exchange("query", opt, pos) end
 function commands.refund(opt, pos) return exchange("refund", opt, pos) end
 
 function M.run(argv)
-  cli.json.extra = { valid = false }   -- a pay failure under --json says "valid": false
+  -- a pay failure under --json says "valid": false, and the bank and message (null until known)
+  local json = require("giro.json")
+  cli.json.extra = { valid = false, bank = json.null, message = json.null }
   local opt, pos = args.parse(argv, {
     "--version=V", "--key-file=F", "--key-env=VAR", "--format=FMT", "--message=M", "--test",
     "--today=DATE", "--expect=NV...", "--url=URL", "--dry-run", "--timeout=S", "--ca-file=F",
