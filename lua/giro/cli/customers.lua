@@ -11,8 +11,9 @@ local M = {
       account_number,first_name,last_name,efaktura (efaktura: yes or no, whether the
       customer's product offers eFaktura).  Further columns are kept and visible to biller
       rules as customer.<column>.  A customer already in the register is updated, not
-      duplicated.  Any bad row refuses the whole file (every bad row is listed with its
-      line; the register is left unchanged, exit 1).
+      duplicated (an unchanged one is not written: its time stamp stays).  Any bad row
+      refuses the whole file (every bad row is listed with its line; the register is left
+      unchanged, exit 1); a file that cannot be opened is exit 3 with the reason.
   giro customers list --db DB [--json]
       Every customer in the register.
 
