@@ -55,11 +55,11 @@ describe("giro efaktura pending / decide / answer (" .. B.name .. ")", function(
     rc, _, err = H.run({ "efaktura", "answer", "--db", db, "-o", dir .. "/none.xml" })
     assert.equal(0, rc)
     assert.is_false(H.exists(dir .. "/none.xml"))
-    -- bad decisions are refused
-    assert.equal(1, (H.run({ "efaktura", "decide", "--db", db, id, "accept", "--customer", "nobody" })))
-    assert.equal(1, (H.run({ "efaktura", "decide", "--db", db, id, "reject", "07" })))
+    -- bad decisions are refused as usage errors (exit 2: a customer, reason or ID that cannot be chosen)
+    assert.equal(2, (H.run({ "efaktura", "decide", "--db", db, id, "accept", "--customer", "nobody" })))
+    assert.equal(2, (H.run({ "efaktura", "decide", "--db", db, id, "reject", "07" })))
     assert.equal(2, (H.run({ "efaktura", "decide", "--db", db, id, "maybe" })))
-    assert.equal(1, (H.run({ "efaktura", "decide", "--db", db, "999", "reject", "01" })))
+    assert.equal(2, (H.run({ "efaktura", "decide", "--db", db, "999", "reject", "01" })))
     rc, _, err = H.run({ "efaktura", "decide", "--db", db, id, "accept", "--customer", "1000017" })
     assert.equal(0, rc, err)
     local ans = dir .. "/answer.xml"

@@ -102,6 +102,18 @@ function csv.rows(path)
   return it
 end
 
+--- One CSV record (RFC 4180): fields joined by commas, a field holding a comma, a quote,
+-- CR or LF quoted with its quotes doubled, ended by CRLF.
+function csv.line(fields)
+  local out = {}
+  for i, v in ipairs(fields) do
+    v = tostring(v)
+    if v:find('[,"\r\n]') then v = '"' .. v:gsub('"', '""') .. '"' end
+    out[i] = v
+  end
+  return table.concat(out, ",") .. "\r\n"
+end
+
 --- Parse a whole string; returns a list of {fields, line} or nil, message.
 function csv.read_string(s, name)
   local pos = 1

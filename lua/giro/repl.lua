@@ -274,7 +274,14 @@ function Session:load_file(arg)
     return self:run_file(path)
   end
   self:err(err)
+  self:count_missing(path)
   return false
+end
+
+-- A file that is not there is the environment's failure (batch mode exits 3).
+function Session:count_missing(path)
+  local f = io.open(path, "rb")
+  if f then f:close() else self.env_errors = self.env_errors + 1 end
 end
 
 --- :run FILE — run a Lua script in the session environment (not sandboxed).
@@ -282,6 +289,7 @@ function Session:run_file(path)
   local fn, err = loadfile(path, "t", self.env)
   if not fn then
     self:err(err)
+    self:count_missing(path)
     return false
   end
   return self:run(fn)
@@ -370,7 +378,7 @@ end)
 M.add_command("rules", "list the bank and biller rule files found in the rules dirs", function(s)
   for _, kind in ipairs({ "bank", "biller" }) do
     for _, r in ipairs(s.rules:discover(kind)) do
-      s:out(string.format("%-7s %-20s %s", kind, r.name, r.path))
+      s:out(require("giro.text").format("%-7s %-20s %s", kind, r.name, r.path))
     end
   end
 end)
@@ -393,7 +401,8 @@ end
 -- interactive (default: stdin is a terminal), history (path, or false for none),
 -- read (function(prompt) -> line | nil at end | false on Ctrl-C), stdout, stderr, rules
 -- (a giro.rules instance; default the module's default instance).  Returns an exit code:
--- 0, or 1 in batch mode when any input raised an error.
+-- 0, or in batch mode 3 when a file to load could not be opened, else 1 when any input
+-- raised an error.
 function M.start(opts)
   opts = opts or {}
   local rl = require("giro.readline")
@@ -409,7 +418,10 @@ function M.start(opts)
     stdout = opts.stdout or io.stdout,
     stderr = opts.stderr or io.stderr,
     interactive = interactive,
-    errors = 0,
+    -- failures, and of those the files that could not be opened (batch exit 1, or 3); an
+    -- option's set-up (--biller REQUEST.xml) may have counted some already
+    errors = (opts.input_errors or 0) + (opts.env_errors or 0),
+    env_errors = opts.env_errors or 0,
   }, Session)
 
   local hist = opts.history
@@ -434,6 +446,7 @@ function M.start(opts)
     if not wok then s.stderr:write("giro repl: history not saved: ", tostring(werr), "\n") end
   end
   if not ok then error(e, 0) end
+  if not interactive and s.env_errors > 0 then return 3 end
   if not interactive and s.errors > 0 then return 1 end
   return 0
 end

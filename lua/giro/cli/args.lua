@@ -31,6 +31,9 @@ local function compile(specs)
 end
 
 function args.parse(argv, specs)
+  -- --json and --format json (its alias) ask for JSON, errors included: seen before anything
+  -- can fail, so that a usage error on the same line is reported as JSON too
+  if cli.wants_json(argv) then cli.json.on = true end
   local byname = compile(specs or {})
   local opt, pos = {}, {}
   local i, n = 1, #argv
@@ -43,6 +46,15 @@ function args.parse(argv, specs)
       local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
       name = name or a
       local o = byname[name]
+      -- one spelling everywhere: --json and --format json are aliases of each other
+      if not o and name == "--json" and byname["--format"] and not inline then
+        o, inline = byname["--format"], "json"
+      elseif not o and name == "--format" and byname["--json"] then
+        local v = inline or argv[i + 1]
+        if v ~= "json" then cli.usage("--format must be json here (the same as --json), got '%s'", tostring(v)) end
+        if not inline then i = i + 1 end
+        o, inline, name = byname["--json"], nil, "--json"
+      end
       if not o then cli.usage("unknown option %s", name) end
       local v = true
       if o.takes then

@@ -11,8 +11,9 @@ local M = {
       account_number,first_name,last_name,efaktura (efaktura: yes or no, whether the
       customer's product offers eFaktura).  Further columns are kept and visible to biller
       rules as customer.<column>.  A customer already in the register is updated, not
-      duplicated.  Any bad row refuses the whole file (every bad row is listed with its
-      line; the register is left unchanged, exit 1).
+      duplicated (an unchanged one is not written: its time stamp stays).  Any bad row
+      refuses the whole file (every bad row is listed with its line; the register is left
+      unchanged, exit 1); a file that cannot be opened is exit 3 with the reason.
   giro customers list --db DB [--json]
       Every customer in the register.
 
@@ -31,15 +32,15 @@ local sub = {}
 function sub.import(argv)
   local opt, pos = args.parse(argv, { "--db=DB", "--json" })
   if #pos ~= 1 then cli.usage("usage: giro customers import FILE.csv --db DB") end
-  local f = io.open(pos[1], "rb")
-  if not f then cli.rejected("%s: cannot open", pos[1]) end
+  local f, oerr = io.open(pos[1], "rb")
+  if not f then cli.os_fail(pos[1], "cannot open the customer file", oerr) end
   f:close()
   local reg = open(opt)
-  local counts, err = reg:import_customers(pos[1])
+  local counts, err, kind, detail = reg:import_customers(pos[1])
   reg:close()
-  if not counts then cli.rejected("%s", err) end
+  if not counts then cli.fail_info(kind or "env", { message = err, field = detail and detail.field }) end
   if opt.json then
-    io.stdout:write(require("cjson").encode(counts), "\n")
+    io.stdout:write(require("giro.json").encode(counts), "\n")
   else
     io.stderr:write(string.format("%s: %d customer(s) added, %d updated, %d unchanged\n", pos[1], counts.added,
       counts.updated, counts.unchanged))
@@ -55,11 +56,12 @@ function sub.list(argv)
   for c in reg:each_customer() do list[#list + 1] = c end
   reg:close()
   if opt.json then
-    io.stdout:write(require("cjson").encode(list), "\n")
+    local json = require("giro.json")
+    io.stdout:write(json.encode(json.array(list)), "\n")
     return 0
   end
   for _, c in ipairs(list) do
-    io.stdout:write(string.format("%-14s %-24s %-24s eFaktura %s\n", c.account_number, c.first_name, c.last_name,
+    io.stdout:write(cli.format("%-14s %-24s %-24s eFaktura %s\n", c.account_number, c.first_name, c.last_name,
       c.efaktura and "yes" or "no"))
   end
   return 0

@@ -19,16 +19,20 @@ local M = {
       and list every error with its line.
   giro efaktura pending --db DB [--json]
       Held requests: what was received, the rule's proposal, any decision, the closest customers.
-  giro efaktura decide --db DB ID accept [--customer N]
-  giro efaktura decide --db DB ID reject 01|02|03 [--message TEXT]
-      Record a decision on a held request.
+  giro efaktura decide --db DB ID accept [--customer N] [--json]
+  giro efaktura decide --db DB ID reject 01|02|03 [--message TEXT] [--json]
+      Record a decision on a held request.  `accept --customer N` on an agreement without a
+      customer (a receipt for a request giro never answered) attaches the customer to it.
   giro efaktura answer --db DB [-o RESPONSE.xml] [--json]
       Write the response for every decided held request.
-  giro efaktura agreements --db DB [--status S] [--json]
+  giro efaktura agreements --db DB [--status S] [--customer N] [--reference R] [--thor-user-id T] [--json|--csv]
       The agreement register; S is held, answered, active, rejected or stopped.
       Active agreements are the customers who get their next invoice as eFaktura.
-  giro efaktura history --db DB ID [--json]
-      Every message and answer for one agreement (the audit trail).
+      --customer, --reference (BillerAccountNumber) and --thor-user-id pick agreements;
+      --csv exports them (RFC 4180, a header row) for the invoicing system.
+  giro efaktura history --db DB ID | --customer N | --reference R | --thor-user-id T [--json]
+      Every message and answer for one agreement (the audit trail), or for every agreement
+      found by customer number, reference or ThorUserId.
 
 DB is a SQLite file (created when missing; default $GIRO_DB or giro.db) or a
 postgres:// URL.  RULES is a path or a name under rules/billers/ (e.g. default).
@@ -49,9 +53,28 @@ local function open_register(opt)
   return reg
 end
 
-local function json_out(v)
-  local cjson = require("cjson")
-  return cjson.encode(v)
+local json = require("giro.json")
+local function json_out(v) return json.encode(v) end
+
+-- JSON values: nil as null (keys are present whether or not they have a value)
+local function jv(v) if v == nil then return json.null end return v end
+
+-- The element of an agreement or history row as the file names it: agreements store
+-- "Add"/"Change", history the whole "EnrollmentAdd"; JSON always says the latter.
+local function element_name(e)
+  if e == nil or e == json.null then return json.null end
+  if e:sub(1, 10) ~= "Enrollment" then return "Enrollment" .. e end
+  return e
+end
+
+-- A process summary for JSON: its lists as arrays (also when empty).
+local function summary_json(s)
+  for _, k in ipairs({ "skipped_records", "warnings" }) do
+    if s[k] ~= nil then s[k] = json.array(s[k]) end
+  end
+  if s.replayed == nil then s.replayed = false end
+  s.response = jv(s.response)
+  return s
 end
 
 ------------------------------------------------------------------------------------------
@@ -108,21 +131,21 @@ function sub.process(argv)
   if #pos ~= 1 then cli.usage("usage: giro efaktura process REQUEST.xml --biller RULES.lua [--db DB] [-o RESPONSE.xml] [--json]") end
   if not opt.biller then cli.usage("--biller RULES.lua is required (e.g. --biller default)") end
   local req = pos[1]
-  local fh = io.open(req, "rb")
-  if not fh then cli.rejected("%s: cannot open the request file", req) end
+  local fh, oerr = io.open(req, "rb")
+  if not fh then cli.os_fail(req, "cannot open the request file", oerr) end
   fh:close()
   local biller = require("giro.efaktura.biller")
   local b, err = biller.load(opt.biller)
   if not b then cli.env("%s", err) end
   local reg = open_register(opt)
   local process = require("giro.efaktura.process")
-  local summary, perr, code = process.run{ request = req, biller = b, reg = reg, output = opt.output,
+  local summary, perr, kind = process.run{ request = req, biller = b, reg = reg, output = opt.output,
                                            strict = opt.strict, name = req }
   reg:close()
-  if not summary then cli.fail(code or 1, "%s", perr) end
+  if not summary then cli.fail_kind(kind, "%s", perr) end
   if opt.json then
     local target = opt.output and io.stdout or io.stderr
-    target:write(json_out(summary), "\n")
+    target:write(json_out(summary_json(summary)), "\n")
   else
     io.stderr:write(human_summary(summary))
   end
@@ -134,9 +157,19 @@ function sub.validate(argv)
   if #pos ~= 1 then cli.usage("usage: giro efaktura validate FILE.xml") end
   local validate = require("giro.efaktura.validate")
   local res = validate.file(pos[1])
-  if res.env then cli.env("%s", res.env) end
+  if res.env then cli.fail_info("env", { message = res.env, reason = res.reason, file = pos[1] }) end
   if opt.json then
-    io.stdout:write(json_out(res), "\n")
+    local errs = json.array()
+    for i, e in ipairs(res.errors) do errs[i] = { line = jv(e.line), message = jv(e.message), text = jv(e.text) } end
+    -- an invalid file is a failure like any other: the "error" object is there (null when valid)
+    local e = json.null
+    if not res.ok then
+      e = { kind = "input", message = string.format("%s: %d error(s)", pos[1], #res.errors),
+            field = json.null, reason = json.null, file = pos[1], line = jv(res.errors[1] and res.errors[1].line) }
+      io.stderr:write("giro efaktura: ", e.message, res.errors[1] and ("; first: " .. res.errors[1].text) or "", "\n")
+    end
+    io.stdout:write(json_out({ ok = res.ok, file = res.file, kind = jv(res.kind), schema_name = jv(res.schema_name),
+      errors = errs, error = e }), "\n")
   else
     for _, e in ipairs(res.errors) do io.stdout:write(e.text, "\n") end
     if res.ok then
@@ -166,13 +199,13 @@ function sub.pending(argv)
   local list = held.pending(reg)
   reg:close()
   if opt.json then
-    local out = {}
+    local out = json.array()
     for i, p in ipairs(list) do
-      local sug = {}
+      local sug = json.array()
       for j, s in ipairs(p.suggestions) do sug[j] = { customer = s.customer, score = s.score, why = s.why } end
       out[i] = { id = p.agreement.id, account = p.agreement.account, provider = p.agreement.provider,
-        thor_user_id = p.agreement.thor_user_id, element = p.agreement.element, received = p.request,
-        proposal = p.proposal, decision = p.decision, suggestions = sug, since = p.agreement.updated_at }
+        thor_user_id = p.agreement.thor_user_id, element = element_name(p.agreement.element), received = p.request,
+        proposal = jv(p.proposal), decision = jv(p.decision), suggestions = sug, since = p.agreement.updated_at }
     end
     io.stdout:write(json_out(out), "\n")
     return 0
@@ -204,7 +237,7 @@ function sub.pending(argv)
 end
 
 function sub.decide(argv)
-  local opt, pos = args.parse(argv, { "--db=DB", "--customer=N", "--message=TEXT" })
+  local opt, pos = args.parse(argv, { "--db=DB", "--customer=N", "--message=TEXT", "--json" })
   local usage = "usage: giro efaktura decide --db DB ID accept [--customer N] | reject 01|02|03 [--message TEXT]"
   if #pos < 2 then cli.usage(usage) end
   local id = math.tointeger(tonumber(pos[1]))
@@ -215,15 +248,28 @@ function sub.decide(argv)
     d = { answer = "A", customer = opt.customer }
   elseif pos[2] == "reject" and #pos == 3 then
     if opt.customer then cli.usage("--customer goes with accept") end
+    if not require("giro.efaktura.response").MESSAGES[pos[3]] then
+      cli.fail_info("usage", { message = string.format("reject: the reason must be 01, 02 or 03, got %s",
+        require("giro.errors").quote(pos[3])), field = "reason" })
+    end
     d = { answer = "N", reason = pos[3], message = opt.message }
   else
     cli.usage(usage)
   end
   local held = require("giro.efaktura.held")
   local reg = open_register(opt)
-  local ok, res = held.decide(reg, id, d)
+  local ok, res, kind = held.decide(reg, id, d)
   reg:close()
-  if not ok then cli.rejected("%s", res) end
+  if not ok then cli.fail_kind(kind, "%s", res) end
+  if opt.json then
+    io.stdout:write(json_out({ id = id, attached = res.attached or false, answer = res.answer, customer = jv(res.customer),
+      reason = jv(res.reason ~= "" and res.reason or nil), message = jv(res.message ~= "" and res.message or nil) }), "\n")
+  end
+  if res.attached then
+    io.stderr:write(string.format("#%d: customer %s attached (no answer is due: Nets has the agreement already)\n",
+      id, res.customer))
+    return 0
+  end
   io.stderr:write(string.format("#%d: %s recorded; giro efaktura answer writes the response\n", id,
     res.answer == "A" and ("accept as customer " .. res.customer) or ("reject " .. res.reason)))
   return 0
@@ -234,12 +280,15 @@ function sub.answer(argv)
   if #pos ~= 0 then cli.usage("usage: giro efaktura answer --db DB [-o RESPONSE.xml] [--json]") end
   local held = require("giro.efaktura.held")
   local reg = open_register(opt)
-  local s, err, code = held.answer(reg, { output = opt.output })
+  local s, err, kind = held.answer(reg, { output = opt.output })
   reg:close()
-  if not s then cli.fail(code or 3, "%s", err) end
+  if not s then cli.fail_kind(kind, "%s", err) end
   if opt.json then
     local target = opt.output and io.stdout or io.stderr
-    target:write(json_out(s), "\n")
+    -- the same keys whichever way the run went (nothing to answer, a batch written again)
+    target:write(json_out({ answers = s.answers, accepted = jv(s.accepted or (s.answers == 0 and 0 or nil)),
+      rejected = jv(s.rejected or (s.answers == 0 and 0 or nil)), remaining = s.remaining or 0, batch = jv(s.batch),
+      response = jv(s.response), rewritten = s.rewritten or false }), "\n")
   elseif s.rewritten then
     io.stderr:write(string.format("answer batch %d was interrupted after it was recorded: its %d answer(s) written again to %s\n",
       s.batch, s.answers, s.response))
@@ -252,9 +301,30 @@ function sub.answer(argv)
   return 0
 end
 
+-- --customer N, --reference R, --thor-user-id T: which agreements (any combination)
+local FIND_OPTIONS = { "--customer=N", "--reference=R", "--thor-user-id=T" }
+local function filter_of(opt)
+  return { status = opt.status, customer = opt.customer, account = opt.reference, thor_user_id = opt["thor-user-id"] }
+end
+
+local function agreement_json(a)
+  return { id = a.id, status = a.status, account = a.account, provider = a.provider, thor_user_id = a.thor_user_id,
+    customer = jv(a.customer), element = element_name(a.element), answer = jv(a.answer), reason = jv(a.reason),
+    message = jv(a.message), created_at = a.created_at, updated_at = a.updated_at }
+end
+
+-- The columns of `agreements --csv`, in order (the header row names them).
+local CSV_COLUMNS = { "id", "status", "account", "customer", "provider", "thor_user_id", "element", "answer", "reason",
+  "message", "created_at", "updated_at" }
+
 function sub.agreements(argv)
-  local opt, pos = args.parse(argv, { "--db=DB", "--status=S", "--json" })
-  if #pos ~= 0 then cli.usage("usage: giro efaktura agreements --db DB [--status S] [--json]") end
+  local specs = { "--db=DB", "--status=S", "--json", "--csv" }
+  for _, o in ipairs(FIND_OPTIONS) do specs[#specs + 1] = o end
+  local opt, pos = args.parse(argv, specs)
+  if #pos ~= 0 then
+    cli.usage("usage: giro efaktura agreements --db DB [--status S] [--customer N] [--reference R] [--thor-user-id T] [--json|--csv]")
+  end
+  if opt.json and opt.csv then cli.usage("give either --json or --csv, not both") end
   local register = require("giro.efaktura.register")
   if opt.status then
     local okst = false
@@ -262,26 +332,37 @@ function sub.agreements(argv)
     if not okst then cli.usage("--status must be one of %s", table.concat(register.STATUSES, ", ")) end
   end
   local reg = open_register(opt)
-  local list = reg:list(opt.status)
+  local list = reg:find(filter_of(opt))
   reg:close()
   if opt.json then
-    local out = {}
-    for i, a in ipairs(list) do
-      out[i] = { id = a.id, status = a.status, account = a.account, provider = a.provider, thor_user_id = a.thor_user_id,
-        customer = a.customer, element = a.element, answer = a.answer, reason = a.reason, message = a.message,
-        created_at = a.created_at, updated_at = a.updated_at }
-    end
+    local out = json.array()
+    for i, a in ipairs(list) do out[i] = agreement_json(a) end
     io.stdout:write(json_out(out), "\n")
+    return 0
+  end
+  if opt.csv then
+    local csv = require("giro.csv")
+    local out = { csv.line(CSV_COLUMNS) }
+    for _, a in ipairs(list) do
+      local row = agreement_json(a)
+      local fields = {}
+      for i, c in ipairs(CSV_COLUMNS) do
+        local v = row[c]
+        fields[i] = v == json.null and "" or tostring(v)
+      end
+      out[#out + 1] = csv.line(fields)
+    end
+    io.stdout:write(table.concat(out))
     return 0
   end
   if #list == 0 then
     io.stdout:write(opt.status and ("no " .. opt.status .. " agreements\n") or "no agreements\n")
     return 0
   end
-  io.stdout:write(string.format("%-5s %-9s %-20s %-12s %-15s %-30s %-7s %s\n", "id", "status", "reference", "customer",
+  io.stdout:write(cli.format("%-5s %-9s %-20s %-12s %-15s %-30s %-7s %s\n", "id", "status", "reference", "customer",
     "provider", "ThorUserId", "answer", "updated"))
   for _, a in ipairs(list) do
-    io.stdout:write(string.format("%-5d %-9s %-20s %-12s %-15s %-30s %-7s %s\n", a.id, a.status, a.account,
+    io.stdout:write(cli.format("%-5d %-9s %-20s %-12s %-15s %-30s %-7s %s\n", a.id, a.status, a.account,
       a.customer or "-", a.provider, a.thor_user_id,
       a.answer and (a.answer .. (a.reason ~= "" and a.reason and (" " .. a.reason) or "")) or "-", a.updated_at))
   end
@@ -289,21 +370,58 @@ function sub.agreements(argv)
 end
 
 function sub.history(argv)
-  local opt, pos = args.parse(argv, { "--db=DB", "--json" })
+  local specs = { "--db=DB", "--json" }
+  for _, o in ipairs(FIND_OPTIONS) do specs[#specs + 1] = o end
+  local opt, pos = args.parse(argv, specs)
+  local usage = "usage: giro efaktura history --db DB ID | --customer N | --reference R | --thor-user-id T [--json]"
+  local by_filter = opt.customer or opt.reference or opt["thor-user-id"]
   local id = math.tointeger(tonumber(pos[1] or ""))
-  if #pos ~= 1 or not id then cli.usage("usage: giro efaktura history --db DB ID [--json]") end
+  if by_filter then
+    if #pos ~= 0 then cli.usage("%s", usage) end
+  elseif #pos ~= 1 or not id then
+    cli.usage("%s", usage)
+  end
   local reg = open_register(opt)
-  local a = reg:agreement(id)
-  if not a then reg:close() cli.rejected("no agreement %d", id) end
-  local h = reg:history(a.thor_user_id, a.provider, a.account)
+  local found
+  if by_filter then
+    found = reg:find(filter_of(opt))
+  else
+    local a = reg:agreement(id)
+    if not a then reg:close() cli.usage("no agreement %d (see: giro efaktura agreements)", id) end
+    found = { a }
+  end
+  local items = {}
+  for i, a in ipairs(found) do items[i] = { agreement = a, history = reg:history(a.thor_user_id, a.provider, a.account) } end
   reg:close()
-  if opt.json then io.stdout:write(json_out({ agreement = a, history = h }), "\n") return 0 end
-  io.stdout:write(string.format("#%d reference %q ThorUserId %s provider %s: %s\n", a.id, a.account, a.thor_user_id,
-    a.provider, a.status))
-  for _, e in ipairs(h) do
-    io.stdout:write(string.format("  %s  %-10s %s -> %s%s%s\n", e.at, e.event, e.status_before or "(new)",
-      e.status_after or "(none)", e.answer and ("  answer " .. e.answer .. ((e.reason or "") ~= "" and (" " .. e.reason) or "")) or "",
-      e.detail and ("  " .. e.detail) or ""))
+  if opt.json then
+    local function events(h)
+      local out = json.array()
+      for i, e in ipairs(h) do
+        out[i] = { id = e.id, at = e.at, event = e.event, element = element_name(e.element), status_before = jv(e.status_before),
+          status_after = jv(e.status_after), answer = jv(e.answer), reason = jv(e.reason), message = jv(e.message),
+          detail = jv(e.detail), line = jv(e.line), file_id = jv(e.file_id) }
+      end
+      return out
+    end
+    if not by_filter then
+      io.stdout:write(json_out({ agreement = agreement_json(items[1].agreement), history = events(items[1].history) }), "\n")
+    else
+      local out = json.array()
+      for i, it in ipairs(items) do out[i] = { agreement = agreement_json(it.agreement), history = events(it.history) } end
+      io.stdout:write(json_out(out), "\n")
+    end
+    return 0
+  end
+  if #items == 0 then io.stdout:write("no agreements match\n") return 0 end
+  for _, it in ipairs(items) do
+    local a = it.agreement
+    io.stdout:write(string.format("#%d reference %q ThorUserId %s provider %s: %s%s\n", a.id, a.account, a.thor_user_id,
+      a.provider, a.status, a.customer and ("  customer " .. a.customer) or ""))
+    for _, e in ipairs(it.history) do
+      io.stdout:write(cli.format("  %s  %-10s %s -> %s%s%s\n", e.at, e.event, e.status_before or "(new)",
+        e.status_after or "(none)", e.answer and ("  answer " .. e.answer .. ((e.reason or "") ~= "" and (" " .. e.reason) or "")) or "",
+        e.detail and ("  " .. e.detail) or ""))
+    end
   end
   return 0
 end

@@ -15,11 +15,60 @@ cli.EXIT_FOR = { input = cli.EXIT.rejected, usage = cli.EXIT.usage, env = cli.EX
 
 local FAIL = {}  -- metatable marking errors raised by cli.fail
 
+--- The error kind (giro.errors) of an exit code, for the JSON error object.
+local KIND_OF = { [cli.EXIT.rejected] = "input", [cli.EXIT.usage] = "usage", [cli.EXIT.env] = "env" }
+
 --- Stop the running command with an exit code and a message for stderr.
 -- code: one of cli.EXIT's numbers; the message is printed as "giro: message".
 function cli.fail(code, fmt, ...)
   local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
   error(setmetatable({ code = code, message = msg }, FAIL), 0)
+end
+
+--- Stop with a library error kind and details for the JSON error object:
+-- info = { message = text, field = name|nil, reason = OS reason|nil, file = path|nil }.
+function cli.fail_info(kind, info)
+  error(setmetatable({ code = cli.EXIT_FOR[kind] or cli.EXIT.env, message = info.message, field = info.field,
+                       reason = info.reason, file = info.file }, FAIL), 0)
+end
+
+--- Stop with exit 3 for a failed OS call on path: "PATH: WHAT: REASON" (oserr: io.open's
+-- second value), the reason and the file also in the JSON error object.
+function cli.os_fail(path, what, oserr)
+  local errors = require("giro.errors")
+  local reason = errors.reason(oserr)
+  cli.fail_info("env", { message = string.format("%s: %s: %s", path, what, reason), reason = reason, file = path })
+end
+
+--- Under --json (or --format json) a failure also prints a JSON error object on stdout.
+-- args.parse turns this on when it sees either spelling; `extra` adds keys beside "error"
+-- (giro pay: valid = false).
+cli.json = { on = false, extra = nil }
+
+--- True when the words ask for JSON: --json, --format json or --format=json (before any "--").
+function cli.wants_json(argv)
+  for i, a in ipairs(argv) do
+    if a == "--" then return false end
+    if a == "--json" or a == "--format=json" or (a == "--format" and argv[i + 1] == "json") then return true end
+  end
+  return false
+end
+
+--- The JSON error object of a failure: {"error": {kind, message, field, reason, file, line}}
+-- with every key present (null when unknown).
+function cli.error_object(e)
+  local json = require("giro.json")
+  local function v(x) if x == nil then return json.null end return x end
+  -- a message in the house style "FILE:LINE: ..." names its file and line: give them as keys too
+  local file, line = e.file, e.line
+  if file == nil and type(e.message) == "string" then
+    local f, l = e.message:match("^([^%s:]+):(%d+): ")
+    if f then file, line = f, math.tointeger(tonumber(l)) end
+  end
+  local obj = { error = { kind = KIND_OF[e.code] or "env", message = v(e.message), field = v(e.field),
+                          reason = v(e.reason), file = v(file), line = v(line) } }
+  for k, x in pairs(cli.json.extra or {}) do obj[k] = x end
+  return obj
 end
 
 --- Shorthands for the common failures.
@@ -38,6 +87,10 @@ function cli.check(v, message, kind, ...)
   if v == nil then cli.fail_kind(kind, "%s", tostring(message)) end
   return v, message, kind, ...
 end
+
+--- Table output padded by characters, not bytes (giro.text): cli.format("%-12s", "Åse").
+cli.pad = require("giro.text").pad
+cli.format = require("giro.text").format
 
 --- True for an error raised by cli.fail (for code that wants to catch them).
 function cli.is_failure(e) return getmetatable(e) == FAIL end
@@ -145,6 +198,9 @@ function cli.main(argv)
     io.stdout:write(cli.help_text(mod), "\n")
     return 0
   end
+  -- a subcommand refused before its options are parsed still answers in JSON
+  cli.json.on = not mod.own_help and cli.wants_json(rest)
+  cli.json.extra = nil
   local ok, res = xpcall(mod.run, function(e)
     if cli.is_failure(e) then return e end
     return debug.traceback(tostring(e), 2)
@@ -153,9 +209,14 @@ function cli.main(argv)
   if ok then return math.tointeger(res) or 0 end
   if cli.is_failure(res) then
     io.stderr:write("giro ", name, ": ", res.message, "\n")
+    if cli.json.on then io.stdout:write(require("giro.json").encode(cli.error_object(res)), "\n") end
     return res.code
   end
   io.stderr:write("giro ", name, ": internal error: ", tostring(res), "\n")
+  if cli.json.on then
+    io.stdout:write(require("giro.json").encode(cli.error_object({ code = cli.EXIT.env,
+      message = "internal error: " .. tostring(res):match("^[^\n]*") })), "\n")
+  end
   return cli.EXIT.env
 end
 

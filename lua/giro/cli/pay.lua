@@ -4,13 +4,14 @@ local args = require("giro.cli.args")
 
 local M = {
   summary = "build and verify Finnish bank payment-button messages (Säästöpankki, Danske, ...)",
-  usage = [[giro pay banks
+  usage = [[giro pay banks [--json]
        giro pay form BANK [--version V] (--key-file F | --key-env VAR) [--format lines|json|html] NAME=VALUE...
        giro pay verify BANK MESSAGE (--key-file F | --key-env VAR) [--expect NAME=VALUE]... [--format lines|json] [QUERYSTRING | -]
        giro pay query BANK (--key-file F | --key-env VAR) [--url URL] [--dry-run] [--format lines|json] NAME=VALUE...
        giro pay refund BANK (--key-file F | --key-env VAR) [--url URL] [--dry-run] [--format lines|json] NAME=VALUE...]],
   help = [[
-banks    lists the bank definitions found (rules/banks/*.lua), their messages and versions.
+banks    lists the bank definitions found (rules/banks/*.lua), their messages and versions
+         (--json: an array of banks, each with its messages, versions and MAC algorithms).
 form     prints the payment request: `lines` (default) one NAME=VALUE a line in the bank's order,
          MAC included; `json` an object with the action URL and the ordered fields; `html` a POST
          form with hidden inputs.  Inputs use the bank's own field names (SUMMA, NET_AMOUNT, ...);
@@ -24,6 +25,10 @@ query    builds the query request (--version V as for form), POSTs it (--url ove
 refund   endpoint; --timeout SECONDS, --ca-file PEM), verifies and prints the answer and its code.
          --dry-run prints the request fields instead and sends nothing.
 
+--json is the same as --format json; under it a failure also prints
+{"valid": false, "bank", "message", "error": {"kind", "message", "field", "reason",
+"file", "line"}} on stdout (bank and message null until known).
+
 Keys come only from --key-file (content, trailing newlines stripped) or --key-env (a variable's
 name); they are never printed.  Values are UTF-8; the bank receives its own charset (ISO-8859-1).
 --today DATE (YYYY-MM-DD) sets the date used for "not in the past" checks.
@@ -33,14 +38,22 @@ exit: 0 ok, 1 rejected (bad input, bad message, MAC mismatch), 2 usage, 3 enviro
 
 local pay  -- loaded on demand (keeps `giro help` light)
 
+-- A refusal of the input (exit 1): the field it names ("SUMMA: ...") goes into the JSON
+-- error object too; "MAC mismatch" names the message's MAC field.
+local function rejected(err, m)
+  local text = tostring(err)
+  local field = text:match("^([%w_%-]+): ") or text:match("^missing field ([%w_%-]+)")
+    or text:match("^unknown field ([%w_%-]+)") or text:match("^MAC mismatch %(([%w_%-]+)%)")
+  if not field and m and m.def and m.def.mac and text:find("MAC", 1, true) then field = m.def.mac.field end
+  cli.fail_info("input", { message = tostring(err), field = field })
+end
+
 local function bank_or_fail(name)
   pay = pay or require("giro.pay")
   if not name then cli.usage("which bank? (see: giro pay banks)") end
-  local b, err = pay.bank(name, { lazy = true })   -- only the messages this command uses
-  if not b then
-    if err:find("^no bank definition") then cli.usage("%s", err) end
-    cli.env("%s", err)
-  end
+  local b, err, kind = pay.bank(name, { lazy = true })   -- only the messages this command uses
+  if not b then cli.fail_kind(kind, "%s", err) end
+  cli.json.extra.bank = b.name
   return b
 end
 
@@ -52,10 +65,15 @@ local function read_key(opt, needed)
   if opt["key-file"] then
     local file = opt["key-file"]
     local f, oerr = io.open(file, "rb")
-    if not f then cli.env("cannot read the key file %s (%s)", file, oerr:match(": ([^:]+)$") or oerr) end
+    local function cannot(oserr)
+      local reason = require("giro.errors").reason(oserr)
+      cli.fail_info("env", { message = string.format("cannot read the key file %s (%s)", file, reason),
+                             reason = reason, file = file, field = "--key-file" })
+    end
+    if not f then cannot(oerr) end
     local data, rerr = f:read("a")   -- nil for a directory
     f:close()
-    if not data then cli.env("cannot read the key file %s (%s)", file, rerr:match(": ([^:]+)$") or rerr) end
+    if not data then cannot(rerr) end
     key = data:gsub("[\r\n]+$", "")  -- editors add a newline (or two, or CRLF); a key has none
     if key == "" then cli.env("the key file %s is empty", file) end
   elseif opt["key-env"] then
@@ -80,11 +98,9 @@ local function fields_of(words, from)
 end
 
 local function message_or_fail(bank, name)
-  local m, err = bank:message(name)
-  if not m then
-    if bank.compiled.def.messages[name] ~= nil then cli.env("%s", err) end  -- a broken definition
-    cli.usage("%s", err)
-  end
+  local m, err, kind = bank:message(name)
+  if not m then cli.fail_kind(kind, "%s", err) end
+  cli.json.extra.message = name
   return m
 end
 
@@ -98,18 +114,52 @@ end
 
 local commands = {}
 
-function commands.banks()
+local function banks_json(list)
+  local json = require("giro.json")
+  local out = json.array()
+  local status = 0
+  for i, e in ipairs(list) do
+    if not e.bank then
+      out[i] = { name = e.name, path = e.path or json.null, title = json.null, error = e.error, messages = json.array() }
+      status = cli.EXIT.env
+    else
+      local c = e.bank.compiled
+      local msgs = json.array()
+      for j, mname in ipairs(c.order) do
+        local m = c.messages[mname]
+        local mac = m.def.mac
+        local algs = json.array()
+        for _, v in ipairs(m.versions) do
+          local plan = m.plans[v]
+          if plan.mac then algs[#algs + 1] = { version = v, algorithm = plan.mac.alg } end
+        end
+        if #m.versions == 0 and m.plans[1].mac then algs[1] = { version = json.null, algorithm = m.plans[1].mac.alg } end
+        msgs[j] = { name = mname, kind = m.kind, versions = json.array(table.move(m.versions, 1, #m.versions, 1, {})),
+                    mac = mac and { field = mac.field, algorithms = algs } or json.null }
+      end
+      out[i] = { name = e.name, title = c.title or json.null, path = e.path, error = json.null, messages = msgs }
+    end
+  end
+  io.stdout:write(json.encode(out), "\n")
+  return status
+end
+
+function commands.banks(opt)
   pay = pay or require("giro.pay")
   local list = pay.banks()
+  if opt.format ~= nil and opt.format ~= "lines" and opt.format ~= "json" then
+    cli.usage("--format must be lines or json here, got '%s'", opt.format)
+  end
+  if opt.format == "json" then return banks_json(list) end
   if #list == 0 then io.stdout:write("no bank definitions found\n") return 0 end
   local status = 0
   for _, e in ipairs(list) do
     if not e.bank then
-      io.stdout:write(string.format("%-14s ERROR %s\n", e.name, e.error))
+      io.stdout:write(cli.format("%-14s ERROR %s\n", e.name, e.error))
       status = cli.EXIT.env
     else
       local c = e.bank.compiled
-      io.stdout:write(string.format("%-14s %s  [%s]\n", e.name, c.title or "", e.path))
+      io.stdout:write(cli.format("%-14s %s  [%s]\n", e.name, c.title or "", e.path))
       for _, mname in ipairs(c.order) do
         local m = c.messages[mname]
         local mac = m.def.mac
@@ -120,7 +170,7 @@ function commands.banks()
         end
         if #m.versions == 0 and m.plans[1].mac then macs[1] = m.plans[1].mac.alg end
         local vs = #m.versions > 0 and table.concat(m.versions, ",") or "-"
-        io.stdout:write(string.format("  %-16s %-8s versions %-16s %s\n", mname, m.kind, vs,
+        io.stdout:write(cli.format("  %-16s %-8s versions %-16s %s\n", mname, m.kind, vs,
           mac and ("MAC " .. mac.field .. " " .. table.concat(macs, " ")) or "no MAC"))
       end
     end
@@ -138,7 +188,7 @@ function commands.form(opt, pos)
   local key = read_key(opt, m.def.mac and true or false)
   local req, err = m:build(fields_of(pos, 3), { key = key, version = opt.version, today = opt.today,
                                                env = opt.test and "test" or nil })
-  if not req then cli.rejected("%s", err) end
+  if not req then rejected(err, m) end
   -- http:// is valid (the banks accept it) but a shop should know its customers'
   -- return travels unencrypted: say so on stderr, the form is printed as asked
   for _, f in ipairs(m.fields) do
@@ -181,7 +231,7 @@ function commands.verify(opt, pos)
     end
   end
   local res, err = m:verify(input, { key = key, expect = expect })
-  if not res then cli.rejected("%s", err) end
+  if not res then rejected(err, m) end
   io.stdout:write(pay.render_result(res, fmt))
   return 0
 end
@@ -201,15 +251,14 @@ local function exchange(kind, opt, pos)
               env = opt.test and "test" or nil }
   if opt["dry-run"] then
     local req, berr = m:build(input, o)
-    if not req then cli.rejected("%s", berr) end
+    if not req then rejected(berr, m) end
     io.stdout:write(pay.render(req, fmt))
     return 0
   end
   local res, why, what = bank:send(kind, input, o)
   if not res then
-    if what == "env" then cli.env("%s", why) end
-    if what == "usage" then cli.usage("%s", why) end
-    cli.rejected("%s", why)
+    if what ~= "input" then cli.fail_kind(what, "%s", why) end
+    rejected(why, m)
   end
   io.stdout:write(pay.render_result(res, fmt))
   return 0
@@ -219,6 +268,9 @@ function commands.query(opt, pos) return exchange("query", opt, pos) end
 function commands.refund(opt, pos) return exchange("refund", opt, pos) end
 
 function M.run(argv)
+  -- a pay failure under --json says "valid": false, and the bank and message (null until known)
+  local json = require("giro.json")
+  cli.json.extra = { valid = false, bank = json.null, message = json.null }
   local opt, pos = args.parse(argv, {
     "--version=V", "--key-file=F", "--key-env=VAR", "--format=FMT", "--message=M", "--test",
     "--today=DATE", "--expect=NV...", "--url=URL", "--dry-run", "--timeout=S", "--ca-file=F",

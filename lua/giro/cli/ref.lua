@@ -5,7 +5,7 @@ local ref = require("giro.ref")
 
 local M = {
   summary = "create, check and format references, KIDs, account numbers, IBANs",
-  usage = "giro ref create|check|format|normalize KIND NUMBER|-\n       giro ref kinds",
+  usage = "giro ref create|check|format|normalize KIND NUMBER|- [--json]\n       giro ref kinds [--json]",
   help = [[
   create KIND BASE      print BASE with its check digit(s) added
   check KIND NUMBER     print "NUMBER: ok" (exit 0) or "NUMBER: invalid: reason" (exit 1)
@@ -26,6 +26,11 @@ create iban takes a domestic account with its country code in front
 ("NO 8601.11.17947", "FI 123456-785", "DE370400440532013000"); a bare
 11-digit Norwegian or BBBBBB-CCC Finnish account is recognised without one.
 
+--json prints one JSON object per number instead: {"input", "kind", "action",
+"valid" (true/false), "result" (null for check and when invalid), "reason"
+and "error" (null when valid; else the reason and an error object as every
+command's)}; `kinds --json` an array of {"name", "summary"}.
+
 exit codes: 0 all valid, 1 invalid input, 2 usage error (unknown kind, missing arguments)
 
 examples:
@@ -42,17 +47,43 @@ local ACTIONS = {
   normalize = ref.normalize,
 }
 
-local function list_kinds()
+local json = require("giro.json")
+
+-- --json: one object per number, {"input", "kind", "action", "valid", "result", "reason"}
+-- (every key present; a line of its own per input line with -).
+local function json_result(action, kind, s, ok, res, why)
+  local e = json.null
+  if not ok then
+    e = { kind = "input", message = s .. ": invalid: " .. tostring(why), field = json.null, reason = json.null,
+          file = json.null, line = json.null }
+  end
+  return json.encode({ input = s, kind = kind, action = action, valid = ok and true or false,
+    result = ok and action ~= "check" and res or json.null, reason = (not ok) and why or json.null, error = e }) .. "\n"
+end
+
+local function list_kinds(as_json)
+  if as_json then
+    local out = json.array()
+    for i, name in ipairs(ref.names()) do out[i] = { name = name, summary = ref.kinds[name].summary } end
+    io.stdout:write(json.encode(out), "\n")
+    return 0
+  end
   local out = {}
   for _, name in ipairs(ref.names()) do
-    out[#out + 1] = string.format("%-12s %s", name, ref.kinds[name].summary)
+    out[#out + 1] = cli.format("%-12s %s", name, ref.kinds[name].summary)
   end
   io.stdout:write(table.concat(out, "\n"), "\n")
   return 0
 end
 
 -- one result line for one number; returns true when it was valid
-local function one(action, kind, s, out)
+local function one(action, kind, s, out, as_json)
+  if as_json then
+    local res, why
+    if action == "check" then res, why = ref.check(kind, s) else res, why = ACTIONS[action](kind, s) end
+    out:write(json_result(action, kind, s, res, res, why))
+    return res and true or false
+  end
   if action == "check" then
     local ok, why = ref.check(kind, s)
     out:write(s, ok and ": ok\n" or (": invalid: " .. why .. "\n"))
@@ -68,11 +99,11 @@ local function one(action, kind, s, out)
 end
 
 function M.run(argv)
-  local _, pos = args.parse(argv, {})
+  local opt, pos = args.parse(argv, { "--json" })
   local action = pos[1]
   if action == "kinds" then
     if #pos > 1 then cli.usage("kinds takes no arguments") end
-    return list_kinds()
+    return list_kinds(opt.json)
   end
   if action == nil then cli.usage("usage: %s", M.usage) end
   if action ~= "check" and not ACTIONS[action] then
@@ -85,8 +116,15 @@ function M.run(argv)
   if #pos > 3 then cli.usage("too many arguments: one NUMBER or - expected") end
 
   if value ~= "-" then
-    if action == "check" then
-      return one(action, kind, value, io.stdout) and 0 or 1
+    if action == "check" or opt.json then
+      local ok = one(action, kind, value, io.stdout, opt.json)
+      if not ok and opt.json then
+        -- the text on stderr too, as for any failure under --json
+        local _, why
+        if action == "check" then _, why = ref.check(kind, value) else _, why = ACTIONS[action](kind, value) end
+        io.stderr:write("giro ref: ", value, ": invalid: ", tostring(why), "\n")
+      end
+      return ok and 0 or 1
     end
     local res, why = ACTIONS[action](kind, value)
     if not res then cli.rejected("%s: invalid: %s", value, why) end
@@ -98,7 +136,7 @@ function M.run(argv)
   local all_ok = true
   for line in io.stdin:lines() do
     if line:sub(-1) == "\r" then line = line:sub(1, -2) end
-    if not one(action, kind, line, io.stdout) then all_ok = false end
+    if not one(action, kind, line, io.stdout, opt.json) then all_ok = false end
   end
   return all_ok and 0 or 1
 end

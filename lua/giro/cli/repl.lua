@@ -18,7 +18,8 @@ line being typed (while Lua code runs it stops giro, as usual).  History is kept
 ~/.giro_history ($GIRO_HISTORY overrides; empty disables).
 
 When stdin is not a terminal, lines are read from it without prompts (batch mode);
-errors go to stderr and the exit status is 1 if any input failed.
+errors go to stderr and the exit status is 1 if any input failed (3 if a file to load
+could not be opened).
 
 Extensions: a module giro.repl.<name> (lua/giro/repl/<name>.lua in any giro dir) is
 loaded before the options are parsed and may call repl.add_command(name, help, fn)

@@ -5,14 +5,15 @@ local rules = require("giro.rules")
 
 local M = {
   summary = "check rule files for errors, list the bank and biller rules found",
-  usage = "giro rules check [--grant=MODULE...] FILE|NAME... | giro rules list",
+  usage = "giro rules check [--grant=MODULE...] FILE|NAME... | giro rules list [--json]",
   help = [[
 check   loads each rule file sandboxed, exactly as the engine does (giro.rules.load), and
         prints "FILE: ok" or "FILE:LINE: message".  A NAME without "/" or ".lua" is looked
         up as a bank rule, then as a biller rule, in the rules directories.  --grant adds a
         module the rule may require (besides giro.hash, giro.ref, giro.checkdigit).
         Exit status 1 when any file fails, 3 when a file cannot be read (missing, say).
-list    prints the bank and biller rule files in the rules directories (docs/rules.md).]],
+list    prints the bank and biller rule files in the rules directories (docs/rules.md);
+        --json: an array of {"kind", "name", "path"}.]],
 }
 
 local function locate(name)
@@ -21,12 +22,20 @@ local function locate(name)
 end
 
 function M.run(argv)
-  local opt, pos = args.parse(argv, { "--grant=MODULE..." })
+  local opt, pos = args.parse(argv, { "--grant=MODULE...", "--json" })
   local sub = table.remove(pos, 1)
-  if sub == "list" then
+  if sub == "list" and opt.json then
+    local json = require("giro.json")
+    local out = json.array()
+    for _, kind in ipairs({ "bank", "biller" }) do
+      for _, r in ipairs(rules.discover(kind)) do out[#out + 1] = { kind = kind, name = r.name, path = r.path } end
+    end
+    io.stdout:write(json.encode(out), "\n")
+    return 0
+  elseif sub == "list" then
     for _, kind in ipairs({ "bank", "biller" }) do
       for _, r in ipairs(rules.discover(kind)) do
-        io.stdout:write(string.format("%-7s %-20s %s\n", kind, r.name, r.path))
+        io.stdout:write(cli.format("%-7s %-20s %s\n", kind, r.name, r.path))
       end
     end
     return 0

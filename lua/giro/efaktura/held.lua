@@ -3,13 +3,14 @@
 --   local held = require("giro.efaktura.held")
 --   held.pending(reg)                       --> list of { agreement, request, proposal, decision, suggestions }
 --   held.decide(reg, id, { answer = "A", customer = "N" } | { answer = "N", reason = "01", message = nil })
---   held.answer(reg, { output = path|nil }) --> summary | nil, message, exit code
+--   held.answer(reg, { output = path|nil }) --> summary | nil, message, kind
 --
 -- Nets resends an unanswered request as a reminder, so holding is safe: a reminder for a
 -- held request stays held (giro.efaktura.process), and `answer` writes one response file
 -- for every held request that has a decision, with the same guarantees as process
 -- (validated, committed, then moved into place; an interrupted batch is written again).
 local cjson = require("cjson")
+local errors = require("giro.errors")
 local names = require("giro.efaktura.names")
 local register = require("giro.efaktura.register")
 local response = require("giro.efaktura.response")
@@ -100,11 +101,33 @@ function held.pending(reg, opts)
   return out
 end
 
---- Record a decision on held request id.  Returns true or nil, message.
+--- Attach a customer to an agreement that has none (one giro never answered: Nets' receipt
+-- made it active); returns true, { attached = true, customer = N } or nil, message, kind.
+function held.attach(reg, a, customer)
+  if not reg:customer(customer) then
+    return errors.usage("--customer: no customer %s in the register", errors.quote(customer))
+  end
+  local now = register.now()
+  reg.db:transaction(function()
+    reg.db:exec("UPDATE agreements SET customer = ?, updated_at = ? WHERE id = ?", customer, now, a.id)
+    reg:add_history({ { thor_user_id = a.thor_user_id, provider = a.provider, account = a.account, event = "attach",
+      status_before = a.status, status_after = a.status, detail = "customer " .. customer .. " attached", at = now } })
+  end)
+  return true, { attached = true, answer = "A", customer = customer }
+end
+
+--- Record a decision on held request id.  Returns true, decision or nil, message, kind: every
+-- refusal is "usage" (an ID, customer or reason that cannot be chosen).
 function held.decide(reg, id, d)
   local a = reg:agreement(id)
-  if not a then return nil, string.format("no agreement %s", tostring(id)) end
-  if a.status ~= "held" then return nil, string.format("agreement %d is %s, not held", id, a.status) end
+  if not a then return errors.usage("no agreement %s (see: giro efaktura pending)", tostring(id)) end
+  if a.status ~= "held" then
+    if d.answer == "A" and d.customer ~= nil and (a.customer == nil or a.customer == "") then
+      return held.attach(reg, a, d.customer)
+    end
+    return errors.usage("agreement %d is %s, not held%s", id, a.status,
+      (a.customer == nil or a.customer == "") and " (accept --customer N attaches a customer to it)" or "")
+  end
   local dec
   if d.answer == "A" then
     local customer = d.customer
@@ -112,20 +135,24 @@ function held.decide(reg, id, d)
       local p = decode(a.proposal)
       customer = p and p.customer ~= cjson.null and p.customer or nil
       if customer == nil then
-        return nil, string.format("agreement %d: no customer was found for reference %q; name one with --customer N",
-          id, a.account)
+        return errors.usage("agreement %d: no customer was found for reference %s; name one with --customer N",
+          id, errors.quote(a.account))
       end
     end
-    if not reg:customer(customer) then return nil, string.format("no customer %q in the register", customer) end
+    if not reg:customer(customer) then
+      return errors.usage("--customer: no customer %s in the register", errors.quote(customer))
+    end
     dec = { answer = "A", reason = "", message = "", customer = customer }
   elseif d.answer == "N" then
-    if not response.MESSAGES[d.reason] then return nil, "reason must be 01, 02 or 03" end
+    if not response.MESSAGES[d.reason] then
+      return errors.usage("reject: reason must be 01, 02 or 03, got %s", errors.quote(d.reason))
+    end
     local msg = d.message or response.MESSAGES[d.reason]
     local len = utf8.len(msg)
-    if not len or len > 100 then return nil, "the message must be UTF-8 text of at most 100 characters" end
+    if not len or len > 100 then return errors.usage("--message must be UTF-8 text of at most 100 characters") end
     dec = { answer = "N", reason = d.reason, message = msg }
   else
-    return nil, "decision must be accept or reject"
+    return errors.usage("decision must be accept or reject")
   end
   local now = register.now()
   reg.db:transaction(function()
@@ -146,9 +173,9 @@ function held.answer(reg, opts)
     local staging = opts.output and (opts.output .. ".giro-part") or os.tmpname()
     local header = { from_name = old.from_name, to_id = old.to_id, to_service = old.to_service }
     local n, err = process.rewrite(header, reg:responses(old.id), staging)
-    if not n then os.remove(staging) return nil, tostring(err), 3 end
+    if not n then os.remove(staging) return nil, tostring(err), "env" end
     local ok, e = process.deliver(staging, opts.output)
-    if not ok then return nil, e, 3 end
+    if not ok then return nil, e, "env" end
     reg:mark_delivered(old.id)
     return { answers = n, response = opts.output or "stdout", batch = old.id, rewritten = true }
   end
@@ -169,7 +196,7 @@ function held.answer(reg, opts)
   local now = register.now()
   local staging = opts.output and (opts.output .. ".giro-part") or os.tmpname()
   local w, werr = response.new(staging, header)
-  if not w then return nil, tostring(werr), 3 end
+  if not w then return nil, tostring(werr), "env" end
   local summary = { answers = 0, accepted = 0, rejected = 0, remaining = 0 }
   local ok, err = pcall(function()
     db:begin()
@@ -214,11 +241,11 @@ function held.answer(reg, opts)
     db:rollback()
     w:abort()
     os.remove(staging)
-    return nil, type(err) == "table" and err.env or tostring(err), 3
+    return nil, type(err) == "table" and err.env or tostring(err), "env"
   end
   process.crash("after-commit")
   local dok, derr = process.deliver(staging, opts.output)
-  if not dok then return nil, derr .. " (run answer again to write it)", 3 end
+  if not dok then return nil, derr .. " (run answer again to write it)", "env" end
   reg:mark_delivered(summary.batch)
   summary.response = opts.output or "stdout"
   return summary

@@ -167,10 +167,10 @@ local function replay(opts, file)
   local staging = staging_for(opts.output, file.digest)
   local header = { from_name = file.from_name, to_id = file.to_id, to_service = file.to_service }
   local n, err = process.rewrite(header, reg:responses(file.id), staging)
-  if not n then os.remove(staging) return nil, "cannot write the response again: " .. tostring(err), 3 end
+  if not n then os.remove(staging) return nil, "cannot write the response again: " .. tostring(err), "env" end
   if n > 0 then
     local ok, e = deliver(staging, opts.output)
-    if not ok then return nil, e, 3 end
+    if not ok then return nil, e, "env" end
     reg:mark_delivered(file.id)
     summary.response = opts.output or "stdout"
   else
@@ -180,17 +180,17 @@ local function replay(opts, file)
   return summary
 end
 
---- Process one request file; returns summary or nil, message, exit code.
+--- Process one request file; returns summary or nil, message, kind (giro.errors).
 function process.run(opts)
   local reg, b = opts.reg, opts.biller
   local name = opts.name or opts.request
   local digest, derr = process.digest(opts.request)
-  if not digest then return nil, derr, 1 end
+  if not digest then return nil, derr, "env" end
   local done = reg:file_by_digest(digest)
   if done then return replay(opts, done) end
 
   local rd, err = request_reader.open(opts.request, { name = name })
-  if not rd then return nil, err, 1 end
+  if not rd then return nil, err, "input" end
   local header = { from_name = b.service_provider_name, to_id = rd.header.to_id, to_service = rd.header.to_service }
   local summary = new_summary(name, digest)
   summary.to = rd.header.to_id
@@ -208,7 +208,7 @@ function process.run(opts)
   end
 
   local ok, perr = pcall(db.begin, db)
-  if not ok then return abort(tostring(perr), 3) end
+  if not ok then return abort(tostring(perr), "env") end
   -- a second giro may have processed the same file while this one waited for the lock
   local file_id
   ok, perr = pcall(function()
@@ -218,7 +218,7 @@ function process.run(opts)
                               to_id = header.to_id, to_service = header.to_service, processed_at = now }
     end
   end)
-  if not ok then return abort(tostring(perr), 3) end
+  if not ok then return abort(tostring(perr), "env") end
   if done then
     abort()
     return replay(opts, done)
@@ -235,10 +235,20 @@ function process.run(opts)
     local rows = reg:agreements(keys)
     -- customer numbers for the requests that may need a decision
     for _, rec in ipairs(batch) do
+      -- a receipt for an agreement giro never answered gets its customer the same way
+      -- (a rule that fails on a receipt leaves it without a customer and warns: receipts
+      -- are Nets' word and are recorded whatever the rule makes of them)
+      local row = rows[rec.key]
+      local n
       if rec.kind == "add" or rec.kind == "change" then
-        local n = b:customer_number(rec.fields)
+        n = b:customer_number(rec.fields)
+      elseif rec.kind:sub(1, 8) == "receipt-" and (not row or row.customer == nil) then
+        local ok, v = pcall(b.customer_number, b, rec.fields)
+        if ok then n = v else rec.lookup_error = tostring(v) end
+      end
+      if n then
         rec.number = n
-        if n and not seen_n[n] then seen_n[n] = true numbers[#numbers + 1] = n end
+        if not seen_n[n] then seen_n[n] = true numbers[#numbers + 1] = n end
       end
     end
     local customers = b.has_lookup and {} or reg:customers(numbers)
@@ -353,18 +363,33 @@ function process.run(opts)
       else -- receipts
         local st = rec.status
         local after = st == "A" and "active" or st == "N" and "rejected" or "stopped"
+        local customer
+        if (not row or row.customer == nil) and rec.number then
+          if b.has_lookup then
+            local ok, c = pcall(b.lookup, b, rec.number, f, reg)
+            if ok then customer = c else rec.lookup_error = tostring(c) end
+          else
+            customer = customers[rec.number]
+          end
+        end
+        if rec.lookup_error then
+          warn(summary, rec.line, "receipt %s (account %s): no customer attached: %s", st, f.BillerAccountNumber,
+            require("giro.errors").quote(rec.lookup_error, 200))
+        end
         if not row then
           row = new_row(rec)
           row.element = "Change"
-          warn(summary, rec.line, "receipt %s for an agreement not in the register (account %s): recorded as %s",
-            st, f.BillerAccountNumber, after)
+          warn(summary, rec.line, "receipt %s for an agreement not in the register (account %s): recorded as %s, %s",
+            st, f.BillerAccountNumber, after, customer and ("customer " .. tostring(customer.account_number))
+              or "no customer found (attach one: giro efaktura decide --db DB ID accept --customer N)")
         elseif st == "A" and before == "answered" and row.answer == "N" then
           warn(summary, rec.line, "receipt A for an agreement this biller rejected (account %s): Nets has it active",
             f.BillerAccountNumber)
         end
+        if customer and row.customer == nil then row.customer = tostring(customer.account_number) end
         row.status, row.updated_at, row.line, row.file_id = after, now, rec.line, file_id
         touch(rec, row)
-        history(rec, "receipt-" .. st, before, after, nil, nil)
+        history(rec, "receipt-" .. st, before, after, nil, customer and ("customer " .. row.customer) or nil)
         count(summary, kind, st == "A" and "eFaktura active" or st == "N" and "rejection recorded" or "eFaktura stopped")
       end
     end
@@ -398,38 +423,38 @@ function process.run(opts)
 
   ok, perr = pcall(run_all)
   if not ok then
-    if type(perr) == "table" and perr.rejected then return abort(perr.rejected, 1) end
-    if type(perr) == "table" and perr.env then return abort(perr.env, 3) end
-    return abort(tostring(perr), 3)
+    if type(perr) == "table" and perr.rejected then return abort(perr.rejected, "input") end
+    if type(perr) == "table" and perr.env then return abort(perr.env, "env") end
+    return abort(tostring(perr), "env")
   end
   rd:close()
   if opts.strict and summary.skipped > 0 then
     local first = summary.skipped_records[1]
     return abort(string.format("%s:%d: %s (--strict: %d record(s) cannot be answered; nothing written)",
-      name, first.line, first.problem, summary.skipped), 1)
+      name, first.line, first.problem, summary.skipped), "input")
   end
 
   summary.response = writer and (opts.output or "stdout") or nil
   summary.processed_at = now
   ok, perr = pcall(reg.update_file, reg, file_id, { from_name = header.from_name, to_id = header.to_id,
     to_service = header.to_service, records = summary.records, answers = summary.answers, summary = cjson.encode(summary) })
-  if not ok then return abort(tostring(perr), 3) end
+  if not ok then return abort(tostring(perr), "env") end
 
   if writer then
     local vok, verr = writer:commit()
     writer = nil
     if not vok then
       local detail = type(verr) == "table" and (verr.text or tostring(verr[1] and verr[1].message)) or tostring(verr)
-      return abort("the response failed validation against the response XSD (nothing written): " .. detail, 3)
+      return abort("the response failed validation against the response XSD (nothing written): " .. detail, "env")
     end
   end
   process.crash("after-validate")
   ok, perr = pcall(db.commit, db)
-  if not ok then return abort(tostring(perr), 3) end
+  if not ok then return abort(tostring(perr), "env") end
   process.crash("after-commit")
   if summary.response then
     local dok, derr2 = deliver(staging, opts.output)
-    if not dok then return nil, derr2 .. " (the register has the answers: run the same command again)", 3 end
+    if not dok then return nil, derr2 .. " (the register has the answers: run the same command again)", "env" end
     reg:mark_delivered(file_id)
   else
     os.remove(staging)

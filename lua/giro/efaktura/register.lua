@@ -22,6 +22,7 @@
 local store = require("giro.store")
 local csv = require("giro.csv")
 local cjson = require("cjson")
+local errors = require("giro.errors")
 
 local register = {}
 
@@ -192,36 +193,67 @@ end
 
 local REQUIRED_COLUMNS = { "account_number", "first_name", "last_name", "efaktura" }
 
+--- The extra columns of a customer as stored: a JSON object with its keys sorted, so that
+-- the same columns always give the same text (re-importing an unchanged file changes nothing).
+local function canonical_extra(extra)
+  local keys = {}
+  for k in pairs(extra) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = cjson.encode(k) .. ":" .. cjson.encode(extra[k]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+register.canonical_extra = canonical_extra
+
+-- Whether stored extra text holds the same columns as canonical text (a register written
+-- before the encoding was canonical holds the same object with its keys in another order).
+local function same_extra(stored, canonical)
+  if stored == canonical then return true end
+  local ok, a = pcall(cjson.decode, stored)
+  if not ok or type(a) ~= "table" then return false end
+  return canonical_extra(a) == canonical
+end
+
 --- Load a customer CSV (UTF-8, header row with at least account_number, first_name,
 -- last_name, efaktura).  Either every row is good and the register is updated in one
--- transaction, or nothing changes and nil, message (every bad row with its line) is returned.
+-- transaction, or nothing changes and nil, message, kind (every bad row with its line;
+-- "input" for the file's content, "env" for an unreadable file or a database failure; for
+-- bad rows a fourth value { field = the column the first one names }) is returned.  Unchanged customers are not written (their updated_at stays).
 function Reg:import_customers(path, opts)
   opts = opts or {}
   local label = opts.name or path
+  local f, oerr = io.open(path, "rb")
+  if not f then return errors.os(label, "cannot open the customer file", oerr) end
+  f:close()
   local ok, rows = pcall(function()
     local list = {}
     for fields, line in csv.rows(path) do list[#list + 1] = { fields = fields, line = line } end
     return list
   end)
-  if not ok then return nil, tostring(rows) end
-  if #rows == 0 then return nil, label .. ":1: empty file (expected a header row)" end
+  if not ok then return nil, tostring(rows), "input" end
+  if #rows == 0 then return nil, label .. ":1: empty file (expected a header row)", "input" end
   local header, col = rows[1].fields, {}
   for i, h in ipairs(header) do
     local name = h:gsub("^%s+", ""):gsub("%s+$", ""):lower()
-    if name == "" then return nil, string.format("%s:%d: column %d has no name", label, rows[1].line, i) end
-    if col[name] then return nil, string.format("%s:%d: column %q appears twice", label, rows[1].line, name) end
+    if name == "" then return errors.input("%s:%d: column %d has no name", label, rows[1].line, i) end
+    if col[name] then return errors.input("%s:%d: column %s appears twice", label, rows[1].line, errors.quote(name)) end
     col[name] = i
     header[i] = name
   end
   local missing = {}
   for _, c in ipairs(REQUIRED_COLUMNS) do if not col[c] then missing[#missing + 1] = c end end
   if #missing > 0 then
-    return nil, string.format("%s:%d: the header lacks %s (needs at least %s)", label, rows[1].line,
+    return errors.input("%s:%d: the header lacks %s (needs at least %s)", label, rows[1].line,
       table.concat(missing, ", "), table.concat(REQUIRED_COLUMNS, ","))
   end
-  local errors, seen, good = {}, {}, {}
+  local problems, seen, good = {}, {}, {}
+  local first_field   -- the column the first bad row's message names, for the caller's JSON
   local function bad(line, fmt, ...)
-    if #errors < 100 then errors[#errors + 1] = string.format("%s:%d: " .. fmt, label, line, ...) end
+    if #problems == 0 then
+      local name = fmt:match("^([%w_]+) ")
+      if name and col[name] then first_field = name end
+    end
+    if #problems < 100 then problems[#problems + 1] = string.format("%s:%d: " .. fmt, label, line, ...) end
   end
   for i = 2, #rows do
     local f, line = rows[i].fields, rows[i].line
@@ -250,12 +282,13 @@ function Reg:import_customers(path, opts)
             extra[name] = f[j]
           end
         end
-        good[#good + 1] = { acct, first, last, ef == "yes" and 1 or 0, cjson.encode(extra) }
+        good[#good + 1] = { acct, first, last, ef == "yes" and 1 or 0, canonical_extra(extra) }
       end
     end
   end
-  if #errors > 0 then
-    return nil, table.concat(errors, "\n") .. string.format("\n%s: no customer imported", label)
+  if #problems > 0 then
+    return nil, table.concat(problems, "\n") .. string.format("\n%s: no customer imported", label), "input",
+      { field = first_field }
   end
   local db = self.db
   local counts = { added = 0, updated = 0, unchanged = 0 }
@@ -274,20 +307,22 @@ function Reg:import_customers(path, opts)
         local b = before[g[1]]
         if not b then
           counts.added = counts.added + 1
-        elseif b.first_name == g[2] and b.last_name == g[3] and store.int(b.efaktura) == g[4] and b.extra == g[5] then
+        elseif b.first_name == g[2] and b.last_name == g[3] and store.int(b.efaktura) == g[4]
+            and same_extra(b.extra, g[5]) then
           counts.unchanged = counts.unchanged + 1
+          g = nil   -- not written: its updated_at stays
         else
           counts.updated = counts.updated + 1
         end
-        batch[#batch + 1] = "(" .. db:list({ g[1], g[2], g[3], g[4], g[5], now }) .. ")"
+        if g then batch[#batch + 1] = "(" .. db:list({ g[1], g[2], g[3], g[4], g[5], now }) .. ")" end
       end
-      db:exec("INSERT INTO customers (account_number, first_name, last_name, efaktura, extra, updated_at) VALUES "
+      if #batch > 0 then db:exec("INSERT INTO customers (account_number, first_name, last_name, efaktura, extra, updated_at) VALUES "
         .. table.concat(batch, ",")
         .. " ON CONFLICT (account_number) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name,"
-        .. " efaktura = excluded.efaktura, extra = excluded.extra, updated_at = excluded.updated_at")
+        .. " efaktura = excluded.efaktura, extra = excluded.extra, updated_at = excluded.updated_at") end
     end
   end)
-  if not ok2 then return nil, tostring(err) end
+  if not ok2 then return nil, tostring(err), "env" end
   return counts
 end
 
@@ -373,6 +408,20 @@ function Reg:list(status)
   local it = status and self.db:rows("SELECT * FROM agreements WHERE status = ? ORDER BY id", status)
     or self.db:rows("SELECT * FROM agreements ORDER BY id")
   for row in it do out[#out + 1] = fix_ints(row) end
+  return out
+end
+
+--- Agreements matching a filter, ordered by id: { status = S, customer = N, account = R,
+-- thor_user_id = T } (every given key must match; none given: all agreements).
+function Reg:find(filter)
+  local where, vals = {}, {}
+  for _, c in ipairs({ "status", "customer", "account", "thor_user_id" }) do
+    if filter[c] ~= nil then where[#where + 1] = c .. " = ?" vals[#vals + 1] = filter[c] end
+  end
+  local sql = "SELECT * FROM agreements" .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "")
+    .. " ORDER BY id"
+  local out = {}
+  for row in self.db:rows(sql, table.unpack(vals)) do out[#out + 1] = fix_ints(row) end
   return out
 end
 

@@ -94,13 +94,19 @@ end
 function M.setup(biller_path, start, files, db)
   local biller = require("giro.efaktura.biller")
   local b, err = biller.load(biller_path)
-  if not b then error(err, 0) end
+  if not b then require("giro.cli").env("%s", err) end   -- the set-up's failure: exit 3, no traceback
   state.biller = b
   local keep = {}
   for _, f in ipairs(files) do
     if f:match("%.[xX][mM][lL]$") then
       local n, lerr = load_records(f)
-      if not n then io.stderr:write("giro repl: ", lerr, "\n") else io.stderr:write(string.format("%s: %d record(s)\n", f, n)) end
+      if not n then
+        io.stderr:write("giro repl: ", lerr, "\n")
+        -- batch mode ends with exit 3 (a file that cannot be opened) or 1 (a bad file)
+        local fh = io.open(f, "rb")
+        if fh then fh:close() start.input_errors = (start.input_errors or 0) + 1
+        else start.env_errors = (start.env_errors or 0) + 1 end
+      else io.stderr:write(string.format("%s: %d record(s)\n", f, n)) end
     else
       keep[#keep + 1] = f
     end
@@ -133,7 +139,7 @@ repl.add_command("records", "list the records of the request files (with --bille
   if #state.records == 0 then s:out("no records (giro repl --biller RULES.lua REQUEST.xml)") return end
   for i, r in ipairs(state.records) do
     local f = r.fields
-    s:out(string.format("#%-4d line %-6d %-10s %-20s %s %s", i, r.line or 0, r.kind or "(bad)", tostring(f.BillerAccountNumber),
+    s:out(require("giro.text").format("#%-4d line %-6d %-10s %-20s %s %s", i, r.line or 0, r.kind or "(bad)", tostring(f.BillerAccountNumber),
       f.FirstName or "", f.LastName or ""))
   end
 end)

@@ -89,8 +89,12 @@ function validate.file(path, opts)
   opts = opts or {}
   local name = opts.name or path
   local res = { ok = false, errors = {}, file = name }
-  local fh = io.open(path, "rb")
-  if not fh then res.env = path .. ": cannot open" return res end
+  local fh, oerr = io.open(path, "rb")
+  if not fh then
+    res.reason = require("giro.errors").reason(oerr)
+    res.env = name .. ": cannot open: " .. res.reason
+    return res
+  end
   fh:close()
   local kind, derr = detect(path, name)
   if not kind then

@@ -32,20 +32,20 @@ function pay.bank(what, opts)
   end
   if type(what) ~= "string" then error("pay.bank: expected a bank name, a path or a table", 2) end
   local path = loader.find(what)
-  if not path then return nil, "no bank definition '" .. what .. "' (see: giro pay banks)" end
+  if not path then return nil, "no bank definition '" .. what .. "' (see: giro pay banks)", "usage" end
   local b = cache[path]
   if not b then
     local def, err = loader.load(path)
-    if not def then return nil, err end
+    if not def then return nil, err, "env" end
     local c, cerr = engine.compile(def, path:match("([^/]+)%.lua$"), { lazy = true })
-    if not c then return nil, path .. ": " .. cerr end
+    if not c then return nil, path .. ": " .. cerr, "env" end
     b = setmetatable({ compiled = c, name = c.name, title = c.title, path = path }, Bank)
     cache[path] = b
   end
   if not (opts and opts.lazy) then
     for _, mname in ipairs(b.compiled.order) do
       local m, err = engine.message(b.compiled, mname)
-      if not m then return nil, path .. ": " .. err end
+      if not m then return nil, path .. ": " .. err, "env" end
     end
   end
   return b
@@ -64,10 +64,12 @@ end
 --- The compiled message, or nil, message.
 function Bank:message(name)
   local m, err = engine.message(self.compiled, name)
-  if err then return nil, (self.path and (self.path .. ": ") or "") .. err end
+  -- a message the definition has but cannot compile is the definition's fault ("env");
+  -- one it lacks, the caller's ("usage")
+  if err then return nil, (self.path and (self.path .. ": ") or "") .. err, "env" end
   if not m then
     return nil, string.format("%s has no message '%s' (it has: %s)", self.name, tostring(name),
-      table.concat(self.compiled.order, ", "))
+      table.concat(self.compiled.order, ", ")), "usage"
   end
   return m
 end
@@ -130,13 +132,14 @@ pay.answer_of = answer_of
 --- Build a request message, POST it to the bank (opts.url overrides the endpoint) with
 -- giro.http, and verify the answer with the message named by the definition's `answer`.
 -- opts: key, version, env, url, timeout, ca_file.  Returns result, request or nil, reason, kind
--- where kind is "rejected" (bad input or a bad answer) or "env" (the exchange failed).
+-- where kind (giro.errors) is "input" (bad input or a bad answer), "usage" (no such message,
+-- no endpoint) or "env" (the exchange failed).
 function Bank:send(message, fields, opts)
   opts = opts or {}
   local m, err = self:message(message)
   if not m then return nil, err, "usage" end
   local req, berr = m:build(fields, opts)
-  if not req then return nil, berr, "rejected" end
+  if not req then return nil, berr, "input" end
   local answer = m.def.answer
   local am = answer and self:message(answer)
   if not am then return nil, self.name .. " " .. message .. ": the definition names no answer message", "usage" end
@@ -151,7 +154,7 @@ function Bank:send(message, fields, opts)
   if not status then return nil, "request to the bank failed: " .. tostring(headers), "env", req end
   if status >= 400 then return nil, "the bank answered HTTP " .. status, "env", req end
   local res, verr = am:verify(answer_of(status, headers, body), { key = opts.key })
-  if not res then return nil, "the answer was rejected: " .. verr, "rejected", req end
+  if not res then return nil, "the answer was rejected: " .. verr, "input", req end
   return res, req
 end
 
