@@ -20,6 +20,8 @@
 --  * normalize(kind, s) -> canonical compact form | nil, reason
 --  * format(kind, s)    -> printed form          | nil, reason
 --  * create(kind, base) -> canonical number with its check digit(s) | nil, reason
+--    create("kid10"|"kid11", base, { length = N }) -> a KID of exactly N
+--    characters, the base zero-padded on the left (nil, reason when too long)
 --  * reasons are short English phrases naming the problem and what was
 --    expected: "wrong length: 12 digits, expected 11",
 --    "bad character 'x' at position 3", "wrong check digit: expected 4".
@@ -191,10 +193,23 @@ local function kid_parse(s, allowed, expect)
   return d
 end
 
-local function kid_make(base, digit)
+-- opts.length: the KID's whole length N (2..25, check digit included); the
+-- base is zero-padded on the left to N - 1 digits (zeros weigh nothing, so the
+-- check digit is that of the base) and refused when it is longer.
+local function kid_make(base, digit, opts)
   local d, why = scan(base, "[^%d ]")
   if not d then return nil, why end
   d = strip_spaces(d)
+  local len = opts ~= nil and opts.length or nil
+  if len ~= nil then
+    if math.type(len) ~= "integer" or len < 2 or len > 25 then
+      error("giro.ref: length must be an integer 2..25, got " .. tostring(len), 3)
+    end
+    if #d < 1 or #d > len - 1 then
+      return nil, length_reason(#d, "digit", 1, len - 1, fmt(" in the base of a %d-digit KID", len))
+    end
+    d = string.rep("0", len - 1 - #d) .. d
+  end
   if #d < 1 or #d > 24 then return nil, length_reason(#d, "digit", 1, 24, " in the base") end
   return d .. digit(d)
 end
@@ -213,18 +228,18 @@ kinds.kid10 = {
   summary = "Norwegian KID with MOD10 (Luhn) check digit, 2-25 digits",
   parse = function(s) return kid_parse(s, "[^%d ]", kid10_expect) end,
   show = function(d) return d end,
-  make = function(base) return kid_make(base, luhn) end,
+  make = function(base, opts) return kid_make(base, luhn, opts) end,
 }
 
 kinds.kid11 = {
   summary = "Norwegian KID with MOD11 check digit ('-' for 10), 2-25 characters",
   parse = function(s) return kid_parse(s, "[^%d %-]", kid11_expect) end,
   show = function(d) return d end,
-  make = function(base)
+  make = function(base, opts)
     return kid_make(base, function(d)
       local c = mod11(d)
       return c == 10 and "-" or c
-    end)
+    end, opts)
   end,
 }
 

@@ -5,9 +5,12 @@ local ref = require("giro.ref")
 
 local M = {
   summary = "create, check and format references, KIDs, account numbers, IBANs",
-  usage = "giro ref create|check|format|normalize KIND NUMBER|-\n       giro ref kinds",
+  usage = "giro ref create|check|format|normalize KIND NUMBER|-\n       giro ref create kid10|kid11 BASE|- --length N\n       giro ref kinds",
   help = [[
   create KIND BASE      print BASE with its check digit(s) added
+    --length N          (kid10, kid11) a KID of exactly N digits, check digit
+                        included: BASE zero-padded on the left; refused (exit 1)
+                        when BASE has more than N-1 digits
   check KIND NUMBER     print "NUMBER: ok" (exit 0) or "NUMBER: invalid: reason" (exit 1)
   format KIND NUMBER    print the number in its printed form (groups, separators)
   normalize KIND NUMBER print the canonical compact form
@@ -31,13 +34,16 @@ exit codes: 0 all valid, 1 invalid input, 2 usage error (unknown kind, missing a
 examples:
   giro ref create fi 1234                  -> 12344
   giro ref create rf 12344                 -> RF0812344
+  giro ref create kid10 1234 --length 10   -> 0000012344
   giro ref check iban "NO93 8601 1117 947" -> NO93 8601 1117 947: ok
   giro ref format fi 1234567890123456787   -> 1234 56789 01234 56787
   giro ref check kid10 - < kids.txt]],
 }
 
+local create_opts   -- { length = N } from --length, for kid10/kid11
+
 local ACTIONS = {
-  create = function(kind, s) return ref.create(kind, s) end,
+  create = function(kind, s) return ref.create(kind, s, create_opts) end,
   format = ref.format,
   normalize = ref.normalize,
 }
@@ -68,8 +74,17 @@ local function one(action, kind, s, out)
 end
 
 function M.run(argv)
-  local _, pos = args.parse(argv, {})
+  local opt, pos = args.parse(argv, { "--length=N" })
   local action = pos[1]
+  create_opts = nil
+  if opt.length ~= nil then
+    if action ~= "create" or (pos[2] ~= "kid10" and pos[2] ~= "kid11") then
+      cli.usage("--length is for create kid10 and create kid11")
+    end
+    local n = opt.length:match("^%d+$") and tonumber(opt.length)
+    if not n or n < 2 or n > 25 then cli.usage("--length %s: expected a number of digits 2 to 25", opt.length) end
+    create_opts = { length = n }
+  end
   if action == "kinds" then
     if #pos > 1 then cli.usage("kinds takes no arguments") end
     return list_kinds()
