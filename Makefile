@@ -31,7 +31,8 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # Packages needed to build and run (first line) and, in addition, to test and bench.
 DEPS_RUN  := liblua5.4-dev libxml2-dev libssl-dev libcurl4-openssl-dev libreadline-dev \
              lua-sql-sqlite3 lua-sql-postgres lua-cjson lua-filesystem pkg-config gcc make
-DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec time sqlite3
+DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec time sqlite3 \
+             python3-stdnum
 
 .PHONY: all deps deps-test test test-normal test-asan demo bench install uninstall clean
 

@@ -194,7 +194,7 @@ describe("giro.ref rf (ISO 11649)", function()
     invalid("rf", "RFAB539007547034", "bad check digits")
     invalid("rf", "RF18", "wrong length: 4 characters, expected 5 to 25")
     invalid("rf", "RF18" .. string.rep("1", 22), "wrong length: 26 characters")
-    invalid("rf", "RF18-5390", "bad character '-' at position 5")
+    invalid("rf", "RF18_5390", "bad character '_' at position 5")
     -- ISO 11649 check digits run 02..98: 00, 01 and 99 are refused whatever mod 97 says
     invalid("rf", "RF00539007547034", "wrong check digits: expected 18")
     invalid("rf", "RF99539007547034", "wrong check digits: expected 18")
@@ -328,7 +328,8 @@ describe("giro.ref fi-business (Y-tunnus)", function()
     invalid("fi-business", "0737546-3", "wrong check digit: expected 2")
     invalid("fi-business", "0737546", "wrong length: 7 digits, expected 8")
     invalid("fi-business", "07x7546-2", "bad character 'x' at position 3")
-    invalid("fi-business", "07375-46-2", "bad form")
+    invalid("fi-business", "07375-46-3", "wrong check digit: expected 2")   -- hyphens anywhere, as python-stdnum
+    invalid("fi-business", "07375-46", "wrong length: 7 digits, expected 8")
     -- 0000006: 6*2 = 12, 12 mod 11 = 1: no valid check digit
     invalid("fi-business", "0000006-1", "remainder 1")
     assert.is_nil((ref.create("fi-business", "0000006")))

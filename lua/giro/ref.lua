@@ -148,9 +148,11 @@ end
 kinds.rf = {
   summary = "ISO 11649 creditor reference (RF + 2 check digits, mod 97-10)",
   parse = function(s)
-    local d, why = scan(s, "[^%w ]")
-    if not d then return nil, why end
-    d = strip_spaces(d)
+    -- python-stdnum's separators: space - . , / : anywhere, surrounding whitespace
+    local lead, d = s:match("^(%s*)(.-)%s*$")
+    local p = find(d, "[^%w %-%.,/:]")
+    if p then return bad_char(s, #lead + p) end
+    if find(d, "[ %-%.,/:]") then d = gsub(d, "[ %-%.,/:]+", "") end
     if find(d, "%l") then d = upper(d) end
     local n = #d
     if n < 5 or n > 25 then return nil, length_reason(n, "character", 5, 25) end
@@ -339,21 +341,22 @@ local function ytunnus_digit(seven)
 end
 
 local function ytunnus_body(s, with_check)
-  local pre = s:match("^ *[Ff][Ii]")        -- VAT form FI12345678
-  local start = pre and #pre + 1 or 1
-  local p = find(s, "[^%d %-]", start)
+  local lead = s:match("^%s*")
+  local pre = s:match("^%s*[Ff][Ii]")       -- VAT form FI12345678
+  local start = pre and #pre + 1 or #lead + 1
+  local stop = #s - #s:match("%s*$")        -- surrounding whitespace is dropped (python-stdnum)
+  local p = find(sub(s, 1, stop), "[^%d %-]", start)
   if p then return bad_char(s, p) end
+  s = sub(s, 1, stop)
   local t = strip_spaces(sub(s, start))
   if with_check then
-    local left, right = t:match("^(%d+)%-(%d)$")
-    if not left then
-      if find(t, "-", 1, true) then return nil, "bad form: expected 7 digits, '-' and a check digit" end
-      if #t ~= 8 then return nil, length_reason(#t, "digit", 8, 8) end
-      left, right = sub(t, 1, 7), sub(t, 8)
-    end
-    if #left == 6 then left = "0" .. left end
-    if #left ~= 7 then return nil, length_reason(#left, "digit", 7, 7, " before the hyphen") end
-    return left, right
+    -- the old six-digit form 737546-2 takes a leading zero; otherwise, as python-stdnum,
+    -- hyphens anywhere are separators and eight digits remain
+    local left, right = t:match("^(%d%d%d%d%d%d)%-(%d)$")
+    if left then return "0" .. left, right end
+    if find(t, "-", 1, true) then t = gsub(t, "%-+", "") end
+    if #t ~= 8 then return nil, length_reason(#t, "digit", 8, 8) end
+    return sub(t, 1, 7), sub(t, 8)
   end
   if find(t, "-", 1, true) then return bad_char(s, find(s, "-", 1, true)) end
   if #t == 6 then t = "0" .. t end
