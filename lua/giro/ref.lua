@@ -271,6 +271,7 @@ kinds["no-account"] = {
     if not d then return nil, why end
     d = gsub(d, "[ %.]+", "")
     if #d ~= 10 then return nil, length_reason(#d, "digit", 10, 10, " in the base") end
+    if sub(d, 1, 4) == "0000" then return nil, "bad bank code 0000: no bank has it" end
     local c, bad = mod11_strict(d, 10)
     if not c then return nil, bad end
     return d .. c
