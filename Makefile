@@ -34,7 +34,7 @@ DEPS_RUN  := liblua5.4-dev libxml2-dev libssl-dev libcurl4-openssl-dev libreadli
 DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec time sqlite3 \
              python3-stdnum
 
-.PHONY: all deps deps-test test test-normal test-asan demo bench install uninstall clean fuzz fuzz-build
+.PHONY: all deps deps-test test test-normal test-asan demo bench install uninstall clean fuzz fuzz-build deps-fuzz
 
 all: giro build/luac.stamp
 
@@ -101,8 +101,12 @@ build/fuzz/%: fuzz/harness.c fuzz/%.lua $(FUZZ_ALL_SRC) $(HDR)
 	  -DFUZZ_LUA_PATH='"$(CURDIR)/lua/?.lua;$(CURDIR)/fuzz/?.lua"' -o $@ fuzz/harness.c \
 	  $(sort $(FUZZ_ALL_SRC)) $(shell pkg-config --libs lua5.4 libxml-2.0 2>/dev/null)
 
-fuzz: deps fuzz-build
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
 	@sh fuzz/run.sh $(FUZZ_TIME) $(FUZZ_JOBS) $(FUZZERS)
+
+deps-fuzz:
+	@sh .ci/deps.sh $(DEPS_RUN) clang
 
 demo: deps all
 	@sh examples/efaktura/demo.sh

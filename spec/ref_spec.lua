@@ -576,7 +576,7 @@ describe("giro ref (CLI)", function()
     out, rc = run("ref normalize no-org NOR999999999-1")
     assert.equal("999999999\n", out); assert.equal(0, rc)
     local err
-    out, rc, err = run("ref create no-account 0000000006")
+    out, rc, err = run("ref create no-account 1000000009")
     assert.equal("", out); assert.equal(1, rc); assert.matches("MOD11 gives 10", err)
   end)
 

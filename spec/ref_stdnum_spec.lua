@@ -75,6 +75,10 @@ describe("giro.ref iban national check digits", function()
   it("refuses 00000000000 and any account of bank 0000", function()
     invalid("no-account", "00000000000", "bad bank code 0000")
     invalid("iban", "NO1300000000000", "bad bank code 0000")   -- NO13: stdnum's check digits
+    -- found by make fuzz (checkdigit): create made an account check refuses
+    local v, why = ref.create("no-account", "0000000097")
+    assert.is_nil(v)
+    assert.equal("bad bank code 0000: no bank has it", why)
   end)
 
   it("builds IBANs only when the national check holds", function()
@@ -102,19 +106,41 @@ describe("giro.ref fixed-length KIDs", function()
   end)
 
   it("giro ref create kid10|kid11 BASE --length N", function()
-    local function run(cmd)
-      local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-      local out = p:read("a")
-      p:close()
-      return out
+    local H = require("pay_helpers")
+    local function run(words, stdin)
+      local code, out, err = H.run(words, nil, stdin)
+      return out .. err .. "rc=" .. code .. "\n"
     end
-    assert.equal("0000012344\nrc=0\n", run("./giro ref create kid10 1234 --length 10"))
-    assert.equal("0000012343\nrc=0\n", run("./giro ref create kid11 --length=10 1234"))
+    assert.equal("0000012344\nrc=0\n", run({ "ref", "create", "kid10", "1234", "--length", "10" }))
+    assert.equal("0000012343\nrc=0\n", run({ "ref", "create", "kid11", "--length=10", "1234" }))
     assert.equal("giro ref: 123456: invalid: wrong length: 6 digits, expected 1 to 5 in the base of a 6-digit KID\nrc=1\n",
-      run("./giro ref create kid11 123456 --length 6"))
-    assert.matches("^giro ref: %-%-length is for create kid10 and create kid11\nrc=2\n$", run("./giro ref create fi 1234 --length 6"))
-    assert.matches("^giro ref: %-%-length x: expected a number of digits 2 to 25\nrc=2\n$", run("./giro ref create kid10 1 --length x"))
-    assert.equal("000000018\n000000224\nrc=0\n", run("printf '1\\n22\\n' | ./giro ref create kid10 - --length 9"))
+      run({ "ref", "create", "kid11", "123456", "--length", "6" }))
+    assert.equal("giro ref: --length is for create kid10 and create kid11\nrc=2\n",
+      run({ "ref", "create", "fi", "1234", "--length", "6" }))
+    assert.equal("giro ref: --length x: expected a number of digits 2 to 25\nrc=2\n",
+      run({ "ref", "create", "kid10", "1", "--length", "x" }))
+    assert.equal("000000018\n000000224\nrc=0\n", run({ "ref", "create", "kid10", "-", "--length", "9" }, "1\n22\n"))
+  end)
+end)
+
+describe("a Säästöpankki SHA-256 key that is not 64 characters", function()
+  it("warns on stderr that the bank documents 64 characters and builds (giro pay form)", function()
+    local H = require("pay_helpers")
+    local key = "ABCDEFGHIJKLMNOPQRST"          -- 20 characters, as public test environments hand out
+    local keyfile = H.tmpfile(key)
+    local code, out, err = H.run({ "pay", "form", "saastopankki", "--key-file", keyfile,
+      "NET_STAMP=ORDER42", "NET_SELLER_ID=0000000000123", "NET_AMOUNT=12,50", "NET_REF=1232",
+      "NET_DATE=EXPRESS", "NET_CUR=EUR", "NET_RETURN=https://shop.example/ok",
+      "NET_CANCEL=https://shop.example/cancel", "NET_REJECT=https://shop.example/reject" })
+    os.remove(keyfile)
+    assert.equal(0, code)
+    assert.equal("giro: warning: saastopankki payment version 003: the MAC key has 20 characters; the bank"
+      .. " documents 64 for sha256 (using it)\n", err)
+    -- the MAC string of version 003 (seed 003), hashed by openssl
+    local mac = H.sha256("003&ORDER42&0000000000123&12,50&1232&EXPRESS&EUR&https://shop.example/ok&"
+      .. "https://shop.example/cancel&https://shop.example/reject&03&" .. key .. "&", "upper")
+    assert.matches("\nNET_MAC=" .. mac .. "\n", out, 1, true)
+    assert.not_matches(key, out .. err, 1, true)   -- the key itself is never printed
   end)
 end)
 
