@@ -29,11 +29,24 @@ local function roundtrip(f, enc, cdata)
   end
 end
 
+-- giro's record against libxml2's tree (fuzz_dom_records in harness.c) for the k-th child of the root
+local function against_dom(dom, k, f)
+  local d = dom and dom[k]
+  if not d then return end
+  for name, v in pairs(d) do
+    if f[name] ~= v then S.fail("<%s> of record %d: giro reads %q, libxml2's tree %q", name, k, tostring(f[name]), v) end
+  end
+  for name in pairs(f) do
+    if d[name] == nil then S.fail("<%s> of record %d: giro reads a leaf the tree does not have", name, k) end
+  end
+end
+
 return function(data)
   local r = xml.from_string(data, { name = "fuzz" })
   if not r then return end
   r:encoding()
-  local n = 0
+  local dom = fuzz_dom_records(data)
+  local n, k = 0, 0
   while n < 100000 do
     local ev, err = r:next()
     if not ev then
@@ -42,9 +55,12 @@ return function(data)
     end
     n = n + 1
     r:name(); r:value(); r:line(); r:depth(); r:attributes()
+    local top = ev == "start" and r:depth() == 1
+    if top then k = k + 1 end
     if ev == "start" and r:depth() >= 1 and n % 3 ~= 0 then
       local f, lines = r:read_record()
       if not f then break end
+      if top then against_dom(dom, k, f) end
       for k, v in pairs(f) do
         if type(k) ~= "string" or type(v) ~= "string" then S.fail("bad field %s", tostring(k)) end
         if math.type(lines[k]) ~= "integer" then S.fail("no line for %s", k) end
