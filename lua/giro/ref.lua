@@ -12,10 +12,12 @@
 --
 -- Behaviour shared by every kind (docs/ref.md has the details):
 --  * check, normalize and format all accept the printed forms: spaces are
---    ignored, and so are the separators of that kind ('.' in Norwegian
---    account numbers, '-' in Y-tunnus, the NOR…-N and NO…MVA forms of
---    Norwegian organisation numbers, the "IBAN" prefix); IBAN and RF are
---    case-insensitive.
+--    ignored, and so are the separators of that kind, as python-stdnum takes
+--    them ('.', '-' and surrounding whitespace in IBANs and Norwegian account
+--    numbers; '-', '.', ',', '/', ':' in RF; '-' in Y-tunnus), the NOR…-N and
+--    NO…MVA forms of Norwegian organisation numbers, the "IBAN" prefix; IBAN
+--    and RF are case-insensitive.  IBANs are checked for the BBAN's structure
+--    and national check digits too (docs/ref.md).
 --  * check(kind, s)     -> true | false, reason
 --  * normalize(kind, s) -> canonical compact form | nil, reason
 --  * format(kind, s)    -> printed form          | nil, reason
