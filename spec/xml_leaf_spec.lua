@@ -59,6 +59,21 @@ describe("giro.xml leaf values", function()
     assert.same({ A = " ", C = "\r", D = "\t" }, f)
   end)
 
+  it("reads a CR or CR LF inside CDATA as LF, as XML's end-of-line rule and xmllint do (found by make fuzz)", function()
+    local doc = "<R><a><![CDATA[x\ry]]></a><b><![CDATA[x\r\ny]]></b><c><![CDATA[p\r]]><![CDATA[\nq]]></c>"
+      .. "<d>&#13;<![CDATA[z]]></d></R>"
+    assert.equal("x\ny", xmllint(doc, "/R/a"))
+    assert.equal("p\n\nq", xmllint(doc, "/R/c"))
+    local f = assert(record(doc))
+    assert.same({ a = "x\ny", b = "x\ny", c = "p\n\nq", d = "z" }, f)
+    -- a CR LF pair at every offset around libxml2's 300-byte CDATA pieces and giro's 64 KiB chunks
+    for _, n in ipairs({ 297, 298, 299, 300, 301, 598, 599, 65520, 65530, 65535, 65536 }) do
+      local v = ("x"):rep(n) .. "\r\n" .. ("y"):rep(700) .. "\r\r\n\n"
+      f = assert(record("<R><a><![CDATA[" .. v .. "]]></a></R>"))
+      assert.equal(("x"):rep(n) .. "\n" .. ("y"):rep(700) .. "\n\n\n", f.a, "at " .. n)
+    end
+  end)
+
   it("limits a leaf's whole value to 10 MB, however it is cut into text and CDATA pieces", function()
     local piece = ("x"):rep(1000000)
     local parts = { "<R><Id>1</Id><FirstName>" }
