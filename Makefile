@@ -31,9 +31,10 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # Packages needed to build and run (first line) and, in addition, to test and bench.
 DEPS_RUN  := liblua5.4-dev libxml2-dev libssl-dev libcurl4-openssl-dev libreadline-dev \
              lua-sql-sqlite3 lua-sql-postgres lua-cjson lua-filesystem pkg-config gcc make
-DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec time sqlite3
+DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec time sqlite3 \
+             python3-stdnum
 
-.PHONY: all deps deps-test test test-normal test-asan demo bench install uninstall clean
+.PHONY: all deps deps-test test test-normal test-asan demo bench install uninstall clean fuzz fuzz-build deps-fuzz
 
 all: giro build/luac.stamp
 
@@ -88,6 +89,33 @@ deps-test:
 test: deps-test
 	@$(MAKE) --no-print-directory all build/asan/giro build/asan/giro-leak
 	@sh .ci/test.sh
+
+# libFuzzer harnesses (docs/fuzzing.md): one per C entry point that takes untrusted bytes, each
+# fuzz/harness.c + the engine file(s) it drives, built with clang; `make fuzz` runs each for
+# FUZZ_TIME seconds on its seed corpus (fuzz/seeds/NAME plus the XML of examples/ and spec/fixtures/).
+# Crashes and failed properties land in build/fuzz/artifacts/.
+FUZZ_TIME ?= 30
+FUZZ_JOBS ?= 1
+FUZZ_CC   ?= clang
+FUZZERS   := xml_reader xml_writer url record checkdigit
+FUZZ_FLAGS = -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \
+             -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_ALL_SRC := engine/xml.c engine/url.c engine/record.c engine/checkdigit.c
+
+fuzz-build: $(FUZZERS:%=build/fuzz/%)
+
+build/fuzz/%: fuzz/harness.c fuzz/%.lua $(FUZZ_ALL_SRC) $(HDR)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -DFUZZ_SCRIPT='"$(CURDIR)/fuzz/$*.lua"' \
+	  -DFUZZ_LUA_PATH='"$(CURDIR)/lua/?.lua;$(CURDIR)/fuzz/?.lua"' -o $@ fuzz/harness.c \
+	  $(sort $(FUZZ_ALL_SRC)) $(shell pkg-config --libs lua5.4 libxml-2.0 2>/dev/null)
+
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh fuzz/run.sh $(FUZZ_TIME) $(FUZZ_JOBS) $(FUZZERS)
+
+deps-fuzz:
+	@sh .ci/deps.sh $(DEPS_RUN) clang
 
 demo: deps all
 	@sh examples/efaktura/demo.sh

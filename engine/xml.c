@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,9 @@
 #define READER_MT "giro.xml.reader"
 #define WRITER_MT "giro.xml.writer"
 #define CHUNK 65536
-#define MAX_TEXT 10000000        /* libxml2's own limit without XML_PARSE_HUGE */
+#define MAX_TEXT 10000000        /* libxml2's own limit without XML_PARSE_HUGE; also
+                                    the limit on one leaf's whole value */
+#define MAX_NAME 1000            /* element and attribute names (eFaktura's are < 40) */
 #define MAX_ERRORS 100           /* validation errors kept; the rest are counted */
 
 /* ------------------------------------------------------------------------ */
@@ -71,6 +74,8 @@ typedef struct xml_parse {
     size_t memlen, mempos;
     char *buf;                  /* read buffer (file input) */
     int started, done, failed, depth, queue;
+    int cdata_cr;               /* the last CDATA byte queued was a CR (see add_text) */
+    uintptr_t cdata_end;        /* where in libxml2's input that CDATA piece ended */
     int errline;
     char err[512];              /* first fatal problem, without file:line */
     char enc[64];               /* declared encoding */
@@ -156,6 +161,8 @@ static int arena_reserve(xml_parse *p, size_t n)
 
 static int arena_add(xml_parse *p, const void *s, size_t n)
 {
+    if (n == 0)
+        return 0;               /* an empty CDATA section: the arena may still be NULL */
     if (arena_reserve(p, n) != 0) {
         fail(p, cur_line(p), "out of memory");
         return -1;
@@ -183,6 +190,17 @@ static xml_event *ev_push(xml_parse *p, int type, int line)
     e->line = line;
     e->depth = p->depth;
     return e;
+}
+
+/* 0, or -1 (and the parse failed) when prefix:local is longer than MAX_NAME */
+static int name_ok(xml_parse *p, const xmlChar *local, const xmlChar *prefix, const char *what)
+{
+    size_t n = strlen((const char *)local) + (prefix != NULL ? strlen((const char *)prefix) + 1 : 0);
+    if (n <= MAX_NAME)
+        return 0;
+    fail(p, cur_line(p), "%s name longer than %d bytes (%zu bytes, starting \"%.32s\")",
+         what, MAX_NAME, n, (const char *)(prefix != NULL ? prefix : local));
+    return -1;
 }
 
 /* "prefix:local" or "local" into the arena */
@@ -363,6 +381,11 @@ static void sx_start(void *ud, const xmlChar *local, const xmlChar *prefix,
     if (p->failed)
         return;
     int line = cur_line(p);
+    if (name_ok(p, local, prefix, "element") != 0)
+        return;
+    for (int i = 0; i < nattr; i++)
+        if (name_ok(p, attrs[5 * i], attrs[5 * i + 1], "attribute") != 0)
+            return;
     if (p->queue) {
         xml_event *e = ev_push(p, EV_START, line);
         if (e == NULL)
@@ -435,6 +458,36 @@ static void add_text(xml_parse *p, int type, const xmlChar *s, int len)
         fail(p, cur_line(p), "text longer than %d bytes", MAX_TEXT);
         return;
     }
+    /* XML's end-of-line handling (CR LF and a lone CR read as LF) applies
+     * inside CDATA too, but libxml2's push parser hands CDATA over
+     * unnormalised (its tree and xmllint normalise; found by make fuzz): do it
+     * here.  A long section comes in pieces, and a CR LF pair may be split
+     * between two: a piece that starts where the last one ended continues its
+     * section (adjacent sections have "]]><![CDATA[" between them). */
+    if (type == EV_CDATA && (uintptr_t)s != p->cdata_end)
+        p->cdata_cr = 0;
+    if (type == EV_CDATA)
+        p->cdata_end = (uintptr_t)(s + len);
+    if (type == EV_CDATA && len > 0 && (p->cdata_cr || memchr(s, '\r', (size_t)len) != NULL)) {
+        if (arena_reserve(p, (size_t)len) != 0) {
+            fail(p, cur_line(p), "out of memory");
+            return;
+        }
+        char *o = p->arena + p->alen;
+        size_t k = 0;
+        for (int i = 0; i < len; i++) {
+            if (s[i] == '\n' && p->cdata_cr) {
+                p->cdata_cr = 0;
+                continue;
+            }
+            p->cdata_cr = s[i] == '\r';
+            o[k++] = p->cdata_cr ? '\n' : (char)s[i];
+        }
+        p->alen += k;
+        e->vallen += k;
+        return;
+    }
+    p->cdata_cr = 0;
     if (arena_add(p, s, (size_t)len) == 0)
         e->vallen += (size_t)len;
 }
@@ -569,8 +622,10 @@ static int is_blank(const char *s, size_t n)
     return 1;
 }
 
-/* Next event: 1 (in *out; valid until the next call), 0 at the end, -1 on error. */
-static int px_next(xml_parse *p, xml_event *out)
+/* Next event: 1 (in *out; valid until the next call), 0 at the end, -1 on error.
+ * Whitespace-only text is skipped unless keep_blank (read_record decides for
+ * itself which whitespace belongs to a leaf's value). */
+static int px_next(xml_parse *p, xml_event *out, int keep_blank)
 {
     for (;;) {
         while (p->head < p->nev) {
@@ -579,7 +634,7 @@ static int px_next(xml_parse *p, xml_event *out)
             if ((e->type == EV_TEXT || e->type == EV_CDATA) && p->head + 1 == p->nev && !p->done)
                 break;
             p->head++;
-            if (e->type == EV_TEXT && is_blank(p->arena + e->val, e->vallen))
+            if (!keep_blank && e->type == EV_TEXT && is_blank(p->arena + e->val, e->vallen))
                 continue;
             *out = *e;
             return 1;
@@ -757,7 +812,7 @@ static int x_from_string(lua_State *L)
 static int r_next(lua_State *L)
 {
     xml_reader *r = check_reader(L);
-    int rc = px_next(&r->p, &r->cur);
+    int rc = px_next(&r->p, &r->cur, 0);
     if (rc > 0) {
         lua_pushstring(L, ev_names[r->cur.type]);
         return 1;
@@ -873,7 +928,8 @@ static int r_read_record(lua_State *L)
     memcpy(r->rname, p->arena + r->cur.name, rlen);
     r->rname[rlen] = '\0';
     memcpy(r->lname, r->rname, rlen + 1);
-    int leaf_open = 1, leaf_line = r->cur.line;
+    int leaf_open = 1, leaf_line = r->cur.line, seen_cdata = 0;
+    size_t blank_tail = 0;      /* trailing whitespace-only text in tbuf */
     lua_Integer nleaves = 0;
     lua_settop(L, 1);
     lua_createtable(L, 0, 24);                 /* 2: fields */
@@ -882,7 +938,7 @@ static int r_read_record(lua_State *L)
     lua_rawseti(L, 3, 0);
     xml_event e;
     for (;;) {
-        int rc = px_next(p, &e);
+        int rc = px_next(p, &e, 1);
         if (rc <= 0) {
             r->cur.type = 0;
             lua_pushnil(L);
@@ -900,17 +956,41 @@ static int r_read_record(lua_State *L)
             grow(L, &r->lname, &r->lcap, llen + 1);
             memcpy(r->lname, p->arena + e.name, llen);
             r->lname[llen] = '\0';
-            tlen = 0;
+            tlen = blank_tail = 0;
+            seen_cdata = 0;
             break;
         case EV_TEXT:
         case EV_CDATA:
-            if (leaf_open) {
+            if (!leaf_open)
+                break;          /* whitespace between elements, or mixed content after a child */
+            if (e.vallen > MAX_TEXT - tlen) {
+                r->cur.type = 0;
+                lua_pushnil(L);
+                lua_pushfstring(L, "%s:%d: <%s> in <%s>: text longer than %d bytes",
+                                p->label, leaf_line, r->lname, r->rname, MAX_TEXT);
+                return 2;
+            }
+            if (e.type == EV_CDATA) {
+                /* whitespace before the first CDATA section is layout
+                 * (Nets pretty-prints " <![CDATA[x]]> "); between two it is data */
+                if (!seen_cdata)
+                    tlen -= blank_tail;
+                seen_cdata = 1;
+                blank_tail = 0;
+            } else {
+                /* a text event is all the character data up to the next
+                 * CDATA section or tag (add_text joins the pieces) */
+                blank_tail = is_blank(p->arena + e.val, e.vallen) ? e.vallen : 0;
+            }
+            if (e.vallen > 0) {
                 grow(L, &r->tbuf, &r->tcap, tlen + e.vallen);
                 memcpy(r->tbuf + tlen, p->arena + e.val, e.vallen);
                 tlen += e.vallen;
             }
             break;
         case EV_END:
+            if (leaf_open && seen_cdata)
+                tlen -= blank_tail;     /* layout after the last CDATA section */
             if (leaf_open) {
                 lua_pushlstring(L, r->lname, llen);            /* key */
                 lua_pushvalue(L, -1);
@@ -1401,7 +1481,9 @@ static void check_text(lua_State *L, const char *s, size_t n, const char *what)
         if ((cp < 0x20 && cp != 9 && cp != 10 && cp != 13) || cp == 0xFFFE || cp == 0xFFFF) {
             char u4[16];
             snprintf(u4, sizeof u4, "U+%04X", cp);
-            luaL_error(L, "giro.xml: character %s in %s is not allowed in XML", u4, what);
+            luaL_error(L, "giro.xml: character %s at byte %d of %s is not allowed in XML 1.0"
+                       " (it cannot be written, not even as a character reference)",
+                       u4, (int)(i + 1), what);
         }
         i += (size_t)k;
     }
@@ -1481,6 +1563,12 @@ static void w_cdata_body(lua_State *L, xml_writer *w, const char *s, size_t n, i
     const unsigned char *u = (const unsigned char *)s;
     size_t run = 0, i = 0;
     int in = 0;
+    /* A CR at either end becomes &#13; outside any section, and the reader
+     * drops whitespace-only text before the first and after the last CDATA
+     * section (the Nets layout " <![CDATA[x]]> "); an empty section at that
+     * end keeps the CR inside the value. */
+    if (n > 0 && u[0] == '\r')
+        W_LIT(L, w, "<![CDATA[]]>");
 #define CD_FLUSH() do { if (i > run) { if (!in) { W_LIT(L, w, "<![CDATA["); in = 1; } \
                         w_put(L, w, s + run, i - run); } } while (0)
     while (i < n) {
@@ -1525,7 +1613,7 @@ static void w_cdata_body(lua_State *L, xml_writer *w, const char *s, size_t n, i
 #undef CD_FLUSH
     if (in)
         W_LIT(L, w, "]]>");
-    else if (force && n == 0)
+    else if ((force && n == 0) || (n > 0 && u[n - 1] == '\r'))
         W_LIT(L, w, "<![CDATA[]]>");
 }
 
@@ -1713,8 +1801,11 @@ static int w_leaf_common(lua_State *L, int cdata)
     const char *name = luaL_checklstring(L, 2, &len);
     const char *s = luaL_optlstring(L, 3, NULL, &slen);
     check_name(L, name, len);
-    if (s != NULL)
-        check_text(L, s, slen, cdata ? "CDATA" : "text");
+    if (s != NULL) {
+        lua_pushfstring(L, "the value of <%s>", name);
+        check_text(L, s, slen, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
     w_before_element(L, w);
     W_LIT(L, w, "<");
     w_put(L, w, name, len);

@@ -194,7 +194,7 @@ describe("giro.ref rf (ISO 11649)", function()
     invalid("rf", "RFAB539007547034", "bad check digits")
     invalid("rf", "RF18", "wrong length: 4 characters, expected 5 to 25")
     invalid("rf", "RF18" .. string.rep("1", 22), "wrong length: 26 characters")
-    invalid("rf", "RF18-5390", "bad character '-' at position 5")
+    invalid("rf", "RF18_5390", "bad character '_' at position 5")
     -- ISO 11649 check digits run 02..98: 00, 01 and 99 are refused whatever mod 97 says
     invalid("rf", "RF00539007547034", "wrong check digits: expected 18")
     invalid("rf", "RF99539007547034", "wrong check digits: expected 18")
@@ -267,13 +267,16 @@ describe("giro.ref no-account", function()
     invalid("no-account", "86011117940", "wrong check digit: expected 7")
     invalid("no-account", "8601111794", "wrong length: 10 digits, expected 11")
     invalid("no-account", "860111179470", "wrong length: 12 digits, expected 11")
-    -- base 0000000006: 6*2 = 12, 12 mod 11 = 1 -> 10: no valid account
-    for d = 0, 9 do invalid("no-account", "0000000006" .. d, "MOD11 gives 10") end
-    local v, why = ref.create("no-account", "0000000006")
+    -- base 1000000009: 1*5 + 9*2 = 23, 23 mod 11 = 1 -> 10: no valid account
+    for d = 0, 9 do invalid("no-account", "1000000009" .. d, "MOD11 gives 10") end
+    local v, why = ref.create("no-account", "1000000009")
     assert.is_nil(v)
     assert.matches("MOD11 gives 10", why)
-    -- base 0000000031: 1*2 + 3*3 = 11 -> remainder 0 -> check digit 0
-    valid("no-account", "00000000310")
+    -- base 1000000003: 1*5 + 3*2 = 11 -> remainder 0 -> check digit 0
+    valid("no-account", "10000000030")
+    -- bank code 0000 is no bank's (issue 9: 00000000000 passed MOD11)
+    invalid("no-account", "00000000000", "bad bank code 0000")
+    invalid("no-account", "00000000310", "bad bank code 0000")
   end)
 end)
 
@@ -325,7 +328,8 @@ describe("giro.ref fi-business (Y-tunnus)", function()
     invalid("fi-business", "0737546-3", "wrong check digit: expected 2")
     invalid("fi-business", "0737546", "wrong length: 7 digits, expected 8")
     invalid("fi-business", "07x7546-2", "bad character 'x' at position 3")
-    invalid("fi-business", "07375-46-2", "bad form")
+    invalid("fi-business", "07375-46-3", "wrong check digit: expected 2")   -- hyphens anywhere, as python-stdnum
+    invalid("fi-business", "07375-46", "wrong length: 7 digits, expected 8")
     -- 0000006: 6*2 = 12, 12 mod 11 = 1: no valid check digit
     invalid("fi-business", "0000006-1", "remainder 1")
     assert.is_nil((ref.create("fi-business", "0000006")))
@@ -380,7 +384,7 @@ describe("giro.ref iban", function()
     invalid("iban", "1234", "wrong length")
     invalid("iban", "12345678901234567", "bad country code")
     invalid("iban", "NOAB86011117947", "bad check digits")
-    invalid("iban", "NO93-8601-1117-947", "bad character '-' at position 5")
+    invalid("iban", "NO93/8601/1117/947", "bad character '/' at position 5")
     -- 00, 01 and 99 are never check digits (ISO 13616: 02..98)
     invalid("iban", "NO0086011117947", "wrong check digits: expected 93")
   end)
@@ -572,7 +576,7 @@ describe("giro ref (CLI)", function()
     out, rc = run("ref normalize no-org NOR999999999-1")
     assert.equal("999999999\n", out); assert.equal(0, rc)
     local err
-    out, rc, err = run("ref create no-account 0000000006")
+    out, rc, err = run("ref create no-account 1000000009")
     assert.equal("", out); assert.equal(1, rc); assert.matches("MOD11 gives 10", err)
   end)
 

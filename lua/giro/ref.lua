@@ -12,14 +12,18 @@
 --
 -- Behaviour shared by every kind (docs/ref.md has the details):
 --  * check, normalize and format all accept the printed forms: spaces are
---    ignored, and so are the separators of that kind ('.' in Norwegian
---    account numbers, '-' in Y-tunnus, the NOR…-N and NO…MVA forms of
---    Norwegian organisation numbers, the "IBAN" prefix); IBAN and RF are
---    case-insensitive.
+--    ignored, and so are the separators of that kind, as python-stdnum takes
+--    them ('.', '-' and surrounding whitespace in IBANs and Norwegian account
+--    numbers; '-', '.', ',', '/', ':' in RF; '-' in Y-tunnus), the NOR…-N and
+--    NO…MVA forms of Norwegian organisation numbers, the "IBAN" prefix; IBAN
+--    and RF are case-insensitive.  IBANs are checked for the BBAN's structure
+--    and national check digits too (docs/ref.md).
 --  * check(kind, s)     -> true | false, reason
 --  * normalize(kind, s) -> canonical compact form | nil, reason
 --  * format(kind, s)    -> printed form          | nil, reason
 --  * create(kind, base) -> canonical number with its check digit(s) | nil, reason
+--    create("kid10"|"kid11", base, { length = N }) -> a KID of exactly N
+--    characters, the base zero-padded on the left (nil, reason when too long)
 --  * reasons are short English phrases naming the problem and what was
 --    expected: "wrong length: 12 digits, expected 11",
 --    "bad character 'x' at position 3", "wrong check digit: expected 4".
@@ -146,9 +150,11 @@ end
 kinds.rf = {
   summary = "ISO 11649 creditor reference (RF + 2 check digits, mod 97-10)",
   parse = function(s)
-    local d, why = scan(s, "[^%w ]")
-    if not d then return nil, why end
-    d = strip_spaces(d)
+    -- python-stdnum's separators: space - . , / : anywhere, surrounding whitespace
+    local lead, d = s:match("^(%s*)(.-)%s*$")
+    local p = find(d, "[^%w %-%.,/:]")
+    if p then return bad_char(s, #lead + p) end
+    if find(d, "[ %-%.,/:]") then d = gsub(d, "[ %-%.,/:]+", "") end
     if find(d, "%l") then d = upper(d) end
     local n = #d
     if n < 5 or n > 25 then return nil, length_reason(n, "character", 5, 25) end
@@ -191,10 +197,23 @@ local function kid_parse(s, allowed, expect)
   return d
 end
 
-local function kid_make(base, digit)
+-- opts.length: the KID's whole length N (2..25, check digit included); the
+-- base is zero-padded on the left to N - 1 digits (zeros weigh nothing, so the
+-- check digit is that of the base) and refused when it is longer.
+local function kid_make(base, digit, opts)
   local d, why = scan(base, "[^%d ]")
   if not d then return nil, why end
   d = strip_spaces(d)
+  local len = opts ~= nil and opts.length or nil
+  if len ~= nil then
+    if math.type(len) ~= "integer" or len < 2 or len > 25 then
+      error("giro.ref: length must be an integer 2..25, got " .. tostring(len), 3)
+    end
+    if #d < 1 or #d > len - 1 then
+      return nil, length_reason(#d, "digit", 1, len - 1, fmt(" in the base of a %d-digit KID", len))
+    end
+    d = string.rep("0", len - 1 - #d) .. d
+  end
   if #d < 1 or #d > 24 then return nil, length_reason(#d, "digit", 1, 24, " in the base") end
   return d .. digit(d)
 end
@@ -213,18 +232,18 @@ kinds.kid10 = {
   summary = "Norwegian KID with MOD10 (Luhn) check digit, 2-25 digits",
   parse = function(s) return kid_parse(s, "[^%d ]", kid10_expect) end,
   show = function(d) return d end,
-  make = function(base) return kid_make(base, luhn) end,
+  make = function(base, opts) return kid_make(base, luhn, opts) end,
 }
 
 kinds.kid11 = {
   summary = "Norwegian KID with MOD11 check digit ('-' for 10), 2-25 characters",
   parse = function(s) return kid_parse(s, "[^%d %-]", kid11_expect) end,
   show = function(d) return d end,
-  make = function(base)
+  make = function(base, opts)
     return kid_make(base, function(d)
       local c = mod11(d)
       return c == 10 and "-" or c
-    end)
+    end, opts)
   end,
 }
 
@@ -234,10 +253,15 @@ kinds.kid11 = {
 kinds["no-account"] = {
   summary = "Norwegian bank account number, 11 digits, MOD11",
   parse = function(s)
-    local d, why = scan(s, "[^%d %.]")
-    if not d then return nil, why end
-    if find(d, "[ %.]") then d = gsub(d, "[ %.]+", "") end
+    -- python-stdnum's separators: spaces, '.' and '-'; surrounding whitespace
+    local lead, d = s:match("^(%s*)(.-)%s*$")
+    local p = find(d, "[^%d %.%-]")
+    if p then return bad_char(s, #lead + p) end
+    if find(d, "[ %.%-]") then d = gsub(d, "[ %.%-]+", "") end
     if #d ~= 11 then return nil, length_reason(#d, "digit", 11, 11) end
+    -- 0000 is no bank's number (python-stdnum reads 0000 + 7 digits as an old
+    -- postgiro number; no such account takes payments today)
+    if sub(d, 1, 4) == "0000" then return nil, "bad bank code 0000: no bank has it" end
     local c, bad = mod11_strict(d, 10)
     if not c then return nil, bad end
     if c + 48 ~= byte(d, 11) then return nil, check_digit_reason(c) end
@@ -249,6 +273,7 @@ kinds["no-account"] = {
     if not d then return nil, why end
     d = gsub(d, "[ %.]+", "")
     if #d ~= 10 then return nil, length_reason(#d, "digit", 10, 10, " in the base") end
+    if sub(d, 1, 4) == "0000" then return nil, "bad bank code 0000: no bank has it" end
     local c, bad = mod11_strict(d, 10)
     if not c then return nil, bad end
     return d .. c
@@ -319,21 +344,22 @@ local function ytunnus_digit(seven)
 end
 
 local function ytunnus_body(s, with_check)
-  local pre = s:match("^ *[Ff][Ii]")        -- VAT form FI12345678
-  local start = pre and #pre + 1 or 1
-  local p = find(s, "[^%d %-]", start)
+  local lead = s:match("^%s*")
+  local pre = s:match("^%s*[Ff][Ii]")       -- VAT form FI12345678
+  local start = pre and #pre + 1 or #lead + 1
+  local stop = #s - #s:match("%s*$")        -- surrounding whitespace is dropped (python-stdnum)
+  local p = find(sub(s, 1, stop), "[^%d %-]", start)
   if p then return bad_char(s, p) end
+  s = sub(s, 1, stop)
   local t = strip_spaces(sub(s, start))
   if with_check then
-    local left, right = t:match("^(%d+)%-(%d)$")
-    if not left then
-      if find(t, "-", 1, true) then return nil, "bad form: expected 7 digits, '-' and a check digit" end
-      if #t ~= 8 then return nil, length_reason(#t, "digit", 8, 8) end
-      left, right = sub(t, 1, 7), sub(t, 8)
-    end
-    if #left == 6 then left = "0" .. left end
-    if #left ~= 7 then return nil, length_reason(#left, "digit", 7, 7, " before the hyphen") end
-    return left, right
+    -- the old six-digit form 737546-2 takes a leading zero; otherwise, as python-stdnum,
+    -- hyphens anywhere are separators and eight digits remain
+    local left, right = t:match("^(%d%d%d%d%d%d)%-(%d)$")
+    if left then return "0" .. left, right end
+    if find(t, "-", 1, true) then t = gsub(t, "%-+", "") end
+    if #t ~= 8 then return nil, length_reason(#t, "digit", 8, 8) end
+    return sub(t, 1, 7), sub(t, 8)
   end
   if find(t, "-", 1, true) then return bad_char(s, find(s, "-", 1, true)) end
   if #t == 6 then t = "0" .. t end
@@ -383,10 +409,105 @@ local function iban_check_digits(cc, bban)
   return 98 - mod97(bban .. cc .. "00")
 end
 
+-- The BBAN's structure per country, as the SWIFT IBAN Registry writes it
+-- ("4!n6!n1!n": 4 digits, 6 digits, 1 digit; a = upper-case letter, c = letter
+-- or digit).  Same registry (release 2023) as python-stdnum's iban.dat.
+local IBAN_BBAN = {
+  AD = "4!n4!n12!c", AL = "8!n16!c", AT = "5!n11!n", BE = "3!n7!n2!n", BG = "4!a4!n2!n8!c",
+  CH = "5!n12!c", CY = "3!n5!n16!c", CZ = "4!n6!n10!n", DE = "8!n10!n", DK = "4!n9!n1!n",
+  EE = "2!n2!n11!n1!n", ES = "4!n4!n1!n1!n10!n", FI = "3!n11!n", FR = "5!n5!n11!c2!n",
+  GB = "4!a6!n8!n", GI = "4!a15!c", GR = "3!n4!n16!c", HR = "7!n10!n", HU = "3!n4!n1!n15!n1!n",
+  IE = "4!a6!n8!n", IS = "4!n2!n6!n10!n", IT = "1!a5!n5!n12!c", LI = "5!n12!c", LT = "5!n11!n",
+  LU = "3!n13!c", LV = "4!a13!c", MC = "5!n5!n11!c2!n", MD = "2!c18!c", ME = "3!n13!n2!n",
+  MK = "3!n10!c2!n", MT = "4!a5!n18!c", NL = "4!a10!n", NO = "4!n6!n1!n", PL = "8!n16!n",
+  PT = "4!n4!n11!n2!n", RO = "4!a16!c", RS = "3!n13!n2!n", SE = "3!n16!n1!n", SI = "5!n8!n2!n",
+  SK = "4!n6!n10!n", SM = "1!a5!n5!n12!c", VA = "3!n15!n",
+}
+
+-- each structure as a list of { from, to, class, what } runs
+local IBAN_RUNS = {}
+for cc, st in pairs(IBAN_BBAN) do
+  local runs, pos = {}, 1
+  for n, t in st:gmatch("(%d+)!(%a)") do
+    n = tonumber(n)
+    runs[#runs + 1] = { pos, pos + n - 1, t == "n" and "%D" or t == "a" and "%U" or "[^%u%d]",
+                        t == "n" and "digits" or t == "a" and "letters" or "letters or digits" }
+    pos = pos + n
+  end
+  assert(pos - 1 + 4 == IBAN_LENGTH[cc], cc)
+  IBAN_RUNS[cc] = runs
+end
+
+local function iban_structure(cc, d)
+  for _, run in ipairs(IBAN_RUNS[cc]) do
+    local from, to = run[1] + 4, run[2] + 4
+    local p = find(sub(d, from, to), run[3])
+    if p then
+      return nil, fmt("bad character '%s' at position %d: the %s BBAN has %s in positions %d-%d (%s)",
+        sub(d, from + p - 1, from + p - 1), from + p - 1, cc, run[4], from, to, IBAN_BBAN[cc])
+    end
+  end
+  return true
+end
+
+-- National check digits inside the BBAN (positions counted in the IBAN).
+-- python-stdnum checks NO, BE, ES and ME; giro also FI, RS, MK and SI.
+local function bban_mod97(d)       -- the whole BBAN, ISO 7064 MOD 97-10, gives 1
+  if mod97(sub(d, 5)) ~= 1 then return nil, "wrong national check digits: the BBAN's mod 97 must be 1" end
+  return true
+end
+
+local ES_WEIGHTS = { 6, 3, 7, 9, 10, 5, 8, 4, 2, 1 }   -- 1,2,4,8,5,10,9,7,3,6 read from the right
+local function es_digit(ten)
+  local c = weighted(ten, ES_WEIGHTS, 11)
+  return c < 2 and c or 11 - c
+end
+
+local IBAN_NATIONAL = {
+  -- Norway: the 11-digit account number with its MOD11 check digit (no-account)
+  NO = function(d)
+    local ok, why = kinds["no-account"].parse(sub(d, 5))
+    if not ok then return nil, "the account number inside: " .. why end
+    return true
+  end,
+  -- Belgium: the last two digits are the first ten mod 97, 97 for 0
+  -- (National Bank of Belgium, protocol for the standardisation of bank account numbers)
+  BE = function(d)
+    local c = mod97(sub(d, 5, 14))
+    if c == 0 then c = 97 end
+    if tonumber(sub(d, 15, 16)) ~= c then return nil, fmt("wrong national check digits: expected %02d", c) end
+    return true
+  end,
+  -- Spain: CCC entity(4) office(4) DC(2) account(10); the first DC digit over
+  -- "00" .. entity .. office, the second over the account, weights
+  -- 1,2,4,8,5,10,9,7,3,6 from the left, 11 - sum mod 11 with 11 -> 0, 10 -> 1
+  ES = function(d)
+    local want = es_digit("00" .. sub(d, 5, 12)) .. es_digit(sub(d, 15, 24))
+    if sub(d, 13, 14) ~= want then return nil, "wrong national check digits: expected " .. want end
+    return true
+  end,
+  -- Finland: the 14-digit account ends in its Luhn digit (Finance Finland)
+  FI = function(d)
+    local c = luhn(d, 5, 17)
+    if c + 48 ~= byte(d, 18) then return nil, "wrong account check digit: expected " .. c end
+    return true
+  end,
+  -- Montenegro, Serbia, North Macedonia, Slovenia: two check digits at the
+  -- end of the BBAN, ISO 7064 MOD 97-10 over the whole BBAN
+  ME = bban_mod97, RS = bban_mod97, MK = bban_mod97, SI = bban_mod97,
+}
+
+-- python-stdnum's compact(): spaces, '-' and '.' anywhere are separators,
+-- surrounding whitespace is dropped; giro also takes an "IBAN" prefix.
 local function iban_compact(s)
-  local d, why = scan(s, "[^%w ]")
-  if not d then return nil, why end
-  d = strip_spaces(d)
+  local d = s
+  if find(d, "[ %-%.]") then d = gsub(d, "[ %-%.]+", "") end
+  if find(d, "^%s") or find(d, "%s$") then d = d:match("^%s*(.-)%s*$") end
+  local p = find(d, "[^%w]")
+  if p then
+    local at = find(s, sub(d, p, p), 1, true)   -- position in the caller's string
+    return bad_char(s, at)
+  end
   if find(d, "%l") then d = upper(d) end
   if byte(d, 1) == 73 and byte(d, 2) == 66 and sub(d, 1, 4) == "IBAN" then d = sub(d, 5) end
   return d
@@ -401,7 +522,7 @@ local function iban_country(d)
 end
 
 kinds.iban = {
-  summary = "IBAN (ISO 13616, mod 97-10), every SEPA country",
+  summary = "IBAN (ISO 13616, mod 97-10, BBAN structure, national check digits), every SEPA country",
   parse = function(s)
     local d, why = iban_compact(s)
     if not d then return nil, why end
@@ -414,9 +535,16 @@ kinds.iban = {
     if k1 < 48 or k1 > 57 or k2 < 48 or k2 > 57 then
       return nil, "bad check digits '" .. sub(d, 3, 4) .. "': expected two digits"
     end
+    local ok, bad = iban_structure(cc, d)
+    if not ok then return nil, bad end
     local kn = (k1 - 48) * 10 + k2 - 48
     if mod97(d, 4) ~= 1 or kn < 2 or kn > 98 then
       return nil, fmt("wrong check digits: expected %02d", iban_check_digits(cc, sub(d, 5)))
+    end
+    local national = IBAN_NATIONAL[cc]
+    if national then
+      ok, bad = national(d)
+      if not ok then return nil, bad end
     end
     return d
   end,
@@ -485,7 +613,11 @@ kinds.iban.make = function(base, country)
     end
   end
   if not bban then return nil, why end
-  return fmt("%s%02d%s", cc, iban_check_digits(cc, bban), bban)
+  local iban = fmt("%s%02d%s", cc, iban_check_digits(cc, bban), bban)
+  -- the BBAN's structure and national check digits
+  local ok, bad = kinds.iban.parse(iban)
+  if not ok then return nil, bad end
+  return iban
 end
 
 -- ---------------------------------------------------------------------------

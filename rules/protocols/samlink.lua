@@ -18,7 +18,9 @@ local function mac(field, by_version)
               absent = "omit", blanks = false, any_case = true, versions = {} }
   for v, fields in pairs(by_version) do
     local sha = v ~= "001" and v ~= "002"
-    r.versions[v] = { alg = sha and "sha256" or "md5", key_length = sha and 64 or nil, fields = fields }
+    -- the guide gives 64-character SHA-256 keys, but test environments hand out shorter ones
+    -- and the MAC works with any length: warn, not refuse (issue 9)
+    r.versions[v] = { alg = sha and "sha256" or "md5", key_length_documented = sha and 64 or nil, fields = fields }
   end
   return r
 end

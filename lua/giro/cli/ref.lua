@@ -5,9 +5,12 @@ local ref = require("giro.ref")
 
 local M = {
   summary = "create, check and format references, KIDs, account numbers, IBANs",
-  usage = "giro ref create|check|format|normalize KIND NUMBER|- [--json]\n       giro ref kinds [--json]",
+  usage = "giro ref create|check|format|normalize KIND NUMBER|- [--json]\n       giro ref create kid10|kid11 BASE|- --length N [--json]\n       giro ref kinds [--json]",
   help = [[
   create KIND BASE      print BASE with its check digit(s) added
+    --length N          (kid10, kid11) a KID of exactly N digits, check digit
+                        included: BASE zero-padded on the left; refused (exit 1)
+                        when BASE has more than N-1 digits
   check KIND NUMBER     print "NUMBER: ok" (exit 0) or "NUMBER: invalid: reason" (exit 1)
   format KIND NUMBER    print the number in its printed form (groups, separators)
   normalize KIND NUMBER print the canonical compact form
@@ -36,15 +39,17 @@ exit codes: 0 all valid, 1 invalid input, 2 usage error (unknown kind, missing a
 examples:
   giro ref create fi 1234                  -> 12344
   giro ref create rf 12344                 -> RF0812344
+  giro ref create kid10 1234 --length 10   -> 0000012344
   giro ref check iban "NO93 8601 1117 947" -> NO93 8601 1117 947: ok
   giro ref format fi 1234567890123456787   -> 1234 56789 01234 56787
   giro ref check kid10 - < kids.txt]],
 }
 
+-- each takes (kind, number, opts); opts is { length = N } from --length (create only)
 local ACTIONS = {
-  create = function(kind, s) return ref.create(kind, s) end,
-  format = ref.format,
-  normalize = ref.normalize,
+  create = ref.create,
+  format = function(kind, s) return ref.format(kind, s) end,
+  normalize = function(kind, s) return ref.normalize(kind, s) end,
 }
 
 local json = require("giro.json")
@@ -77,10 +82,10 @@ local function list_kinds(as_json)
 end
 
 -- one result line for one number; returns true when it was valid
-local function one(action, kind, s, out, as_json)
+local function one(action, kind, s, out, as_json, opts)
   if as_json then
     local res, why
-    if action == "check" then res, why = ref.check(kind, s) else res, why = ACTIONS[action](kind, s) end
+    if action == "check" then res, why = ref.check(kind, s) else res, why = ACTIONS[action](kind, s, opts) end
     out:write(json_result(action, kind, s, res, res, why))
     return res and true or false
   end
@@ -89,7 +94,7 @@ local function one(action, kind, s, out, as_json)
     out:write(s, ok and ": ok\n" or (": invalid: " .. why .. "\n"))
     return ok
   end
-  local res, why = ACTIONS[action](kind, s)
+  local res, why = ACTIONS[action](kind, s, opts)
   if res then
     out:write(res, "\n")
     return true
@@ -99,8 +104,17 @@ local function one(action, kind, s, out, as_json)
 end
 
 function M.run(argv)
-  local opt, pos = args.parse(argv, { "--json" })
+  local opt, pos = args.parse(argv, { "--json", "--length=N" })
   local action = pos[1]
+  local create_opts   -- { length = N } from --length, for kid10/kid11
+  if opt.length ~= nil then
+    if action ~= "create" or (pos[2] ~= "kid10" and pos[2] ~= "kid11") then
+      cli.usage("--length is for create kid10 and create kid11")
+    end
+    local n = opt.length:match("^%d+$") and tonumber(opt.length)
+    if not n or n < 2 or n > 25 then cli.usage("--length %s: expected a number of digits 2 to 25", opt.length) end
+    create_opts = { length = n }
+  end
   if action == "kinds" then
     if #pos > 1 then cli.usage("kinds takes no arguments") end
     return list_kinds(opt.json)
@@ -117,16 +131,16 @@ function M.run(argv)
 
   if value ~= "-" then
     if action == "check" or opt.json then
-      local ok = one(action, kind, value, io.stdout, opt.json)
+      local ok = one(action, kind, value, io.stdout, opt.json, create_opts)
       if not ok and opt.json then
         -- the text on stderr too, as for any failure under --json
         local _, why
-        if action == "check" then _, why = ref.check(kind, value) else _, why = ACTIONS[action](kind, value) end
+        if action == "check" then _, why = ref.check(kind, value) else _, why = ACTIONS[action](kind, value, create_opts) end
         io.stderr:write("giro ref: ", value, ": invalid: ", tostring(why), "\n")
       end
       return ok and 0 or 1
     end
-    local res, why = ACTIONS[action](kind, value)
+    local res, why = ACTIONS[action](kind, value, create_opts)
     if not res then cli.rejected("%s: invalid: %s", value, why) end
     io.stdout:write(res, "\n")
     return 0
@@ -136,7 +150,7 @@ function M.run(argv)
   local all_ok = true
   for line in io.stdin:lines() do
     if line:sub(-1) == "\r" then line = line:sub(1, -2) end
-    if not one(action, kind, line, io.stdout, opt.json) then all_ok = false end
+    if not one(action, kind, line, io.stdout, opt.json, create_opts) then all_ok = false end
   end
   return all_ok and 0 or 1
 end

@@ -90,6 +90,7 @@ local function compile_mac(r, where, index, k_of)
     field = r.field, alg = alg, case = case, key_first = key == "first",
     sep = r.sep or "&", trailing = r.trailing ~= false, absent = absent, any_case = r.any_case,
     key_length = r.key_length, key_min = r.key_min or 1, blanks = r.blanks ~= false,
+    key_documented = r.key_length_documented, where = where,
     ks = {}, names = {}, n = #r.fields,
   }
   local gi = index[r.field]
@@ -139,10 +140,25 @@ local function compute_mac(m, vals, key, by_name)
 end
 engine.compute_mac = compute_mac
 
+-- key_length_documented: the length the bank's guide gives, where keys of other lengths work
+-- (the MAC does not depend on it; public test environments hand out shorter keys): a key of
+-- another length gets one warning on stderr per definition and length, and is used.
+local warned = {}
+function engine.warn(msg) io.stderr:write("giro: warning: ", msg, "\n") end
+
+local function warn_key_length(m, n)
+  local id = m.where .. "\0" .. n
+  if warned[id] then return end
+  warned[id] = true
+  engine.warn(format("%s: the MAC key has %d characters; the bank documents %d for %s (using it)",
+    m.where, n, m.key_documented, m.alg))
+end
+
 -- (the engine inlines the test of the common case: a string of the right length)
 local function check_key(m, key)
   if type(key) ~= "string" then return nil, "key: no MAC key given" end
   local n = #key
+  if m.key_documented and n ~= m.key_documented and n >= m.key_min then warn_key_length(m, n) end
   if m.key_length and n ~= m.key_length then
     return nil, format("key: expected %d characters for %s, got %d", m.key_length, m.alg, n)
   end
@@ -435,7 +451,7 @@ function Message:build(input, opts)
   local m, key = plan.mac, opts.key
   if m then
     local n = type(key) == "string" and #key
-    if not n or n ~= (m.key_length or n) or n < m.key_min then
+    if not n or n ~= (m.key_length or m.key_documented or n) or n < m.key_min then
       local ok, kerr = check_key(m, key)
       if not ok then return nil, kerr end
     end
@@ -678,7 +694,7 @@ function Message:verify(input, opts)
   local m, key = plan.mac, opts.key
   if m then
     local n = type(key) == "string" and #key
-    if not n or n ~= (m.key_length or n) or n < m.key_min then
+    if not n or n ~= (m.key_length or m.key_documented or n) or n < m.key_min then
       local ok, kerr = check_key(m, key)
       if not ok then return nil, kerr end
     end
