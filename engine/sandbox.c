@@ -4,8 +4,13 @@
  * the environment a rule file gets).
  *
  *   sandbox.call(budget, memcap, fn, ...)  -> fn's results, or raises the error
- *   sandbox.pcall(budget, memcap, fn, ...) -> true, results... | false, error
+ *   sandbox.pcall(budget, memcap, fn, ...) -> true, results... | false, error[, where]
  *   sandbox.memory()                       -> bytes in use, current limit (0 = none)
+ *   sandbox.charge(n)                      -> charge n instructions to the running call
+ *   sandbox.tripped()                      -> true once the running call is over its limits
+ *
+ * pcall's `where` ("FILE:LINE") comes with an error value that is not a
+ * string: the innermost line of Lua code that raised it.
  *
  * budget: instructions for this call (0 = no budget); memcap: bytes the state
  * may grow during this call (0 = no cap).  Calls nest: an inner call never
@@ -15,6 +20,13 @@
  * the budget runs out the hook raises "FILE:LINE: instruction budget of N
  * exceeded" at the running line and re-arms itself on every instruction, so
  * a pcall inside the rule cannot swallow it (after redis's luaMaskCountHook).
+ *
+ * Work done inside C functions is charged too: every CHURN_PER_INSN bytes
+ * the state allocates cost one instruction (concatenation, string.rep,
+ * table.concat cannot run long without allocating), and giro's own pattern
+ * functions (strbound.c) charge their matcher steps and scanned bytes, so a
+ * backtracking pattern or a plain find over 30 MB in a loop is stopped by the
+ * same budget as a Lua loop.
  *
  * Memory is capped through giro_alloc (engine/giro.h): during the call the
  * allocator refuses to grow past start + cap + cap/4 (a hard stop for a
@@ -31,7 +43,7 @@
 #include <string.h>
 #include "giro.h"
 
-enum { PERIOD = 1000, SRC_MAX = 1024, MSG_MAX = 2400 };
+enum { PERIOD = 1000, SRC_MAX = 1024, MSG_MAX = 2400, CHURN_PER_INSN = 16 };
 enum { TRIP_NONE, TRIP_BUDGET, TRIP_MEMORY };
 
 static const char FRAME_KEY = 'f';  /* its address keys the registry */
@@ -46,9 +58,11 @@ typedef struct sb_frame {
     size_t soft, hard;         /* soft: reported cap; hard: allocator limit */
     size_t cap_shown;
     int tripped;
+    size_t churn0;             /* ga->churn when the call started */
     char fnsrc[SRC_MAX];       /* source of the called function ("@path") */
     int fnline;                /* its first line (1 for a main chunk) */
     char msg[MSG_MAX];
+    char errwhere[SRC_MAX + 32]; /* "FILE:LINE" where a non-string error was raised */
 } sb_frame;
 
 static sb_frame *current_frame(lua_State *L)
@@ -98,6 +112,18 @@ static void trip(lua_State *L, sb_frame *f, lua_Debug *ar, int why)
     f->tripped = why;
 }
 
+/* Bytes allocated since the last look, charged as instructions: C functions
+ * that copy (concatenation, string.rep, table.concat, gsub) cannot run long
+ * without allocating, so their work is paid for by the budget. */
+static void charge_churn(sb_frame *f)
+{
+    size_t now = f->ga->churn;
+    if (now > f->churn0) {
+        f->count += (lua_Integer)((now - f->churn0) / CHURN_PER_INSN);
+        f->churn0 = now - (now - f->churn0) % CHURN_PER_INSN;
+    }
+}
+
 static void sb_hook(lua_State *L, lua_Debug *ar)
 {
     sb_frame *f = current_frame(L);
@@ -105,6 +131,7 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
         return;
     if (!f->tripped) {
         f->count += f->period;
+        charge_churn(f);
         if (f->budget && f->count >= f->budget) {
             trip(L, f, ar, TRIP_BUDGET);
         } else if (f->soft) {
@@ -132,6 +159,26 @@ static lua_Integer check_limit(lua_State *L, int arg)
     return n;
 }
 
+/* Message handler of the protected call: for an error value that is not a
+ * string (a table, say) note the file and line of the innermost Lua code that
+ * raised it, so that the message can name them; the value passes unchanged. */
+static int sb_msgh(lua_State *L)
+{
+    sb_frame *f = current_frame(L);
+    if (f == NULL || f->tripped || lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER)
+        return 1;
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0) {
+            snprintf(f->errwhere, sizeof f->errwhere, "%.1024s:%d",
+                     plain_source(ar.source, ar.short_src), ar.currentline);
+            break;
+        }
+    }
+    return 1;
+}
+
 /* Run the function at index 3 with the arguments above it under the limits
  * at indices 1 and 2.  Leaves either the results (returns their count) or
  * the error value (returns -1) on top of the stack, above index 2. */
@@ -147,6 +194,7 @@ static int run_limited(lua_State *L)
     sb_frame f;
     memset(&f, 0, sizeof f);
     f.ga = ud;
+    f.churn0 = f.ga->churn;
     f.prev = current_frame(L);
 
     lua_Debug ar;
@@ -188,10 +236,12 @@ static int run_limited(lua_State *L)
     size_t old_limit = f.ga->limit;
     int old_refused = f.ga->refused;
 
+    lua_pushcfunction(L, sb_msgh);
+    lua_insert(L, 3);                   /* [budget, memcap, msgh, fn, args...] */
     lua_sethook(L, sb_hook, LUA_MASKCOUNT, f.period);
     f.ga->refused = 0;
     f.ga->limit = f.hard;
-    int status = lua_pcall(L, lua_gettop(L) - 3, LUA_MULTRET, 0);
+    int status = lua_pcall(L, lua_gettop(L) - 4, LUA_MULTRET, 3);
     int refused = f.ga->refused;
     f.ga->limit = old_limit;
     f.ga->refused = old_refused;
@@ -226,14 +276,75 @@ static int run_limited(lua_State *L)
         lua_pushstring(L, f.msg);
         return -1;
     }
-    if (status != LUA_OK)
+    if (status != LUA_OK) {
+        if (f.errwhere[0] && lua_type(L, -1) != LUA_TSTRING) {
+            lua_pushstring(L, f.errwhere);
+            return -2;                  /* error value, then where it was raised */
+        }
         return -1;
-    return lua_gettop(L) - 2;
+    }
+    return lua_gettop(L) - 3;
+}
+
+/* Charge n instructions of work done inside a C function to the running
+ * call's budget (engine/strbound.c: pattern matching, plain find); when the
+ * budget is used up, raise at the line of the Lua code that called the C
+ * function, and keep raising like the hook does.  Outside a call: nothing. */
+void giro_sandbox_charge(lua_State *L, lua_Integer n)
+{
+    sb_frame *f = current_frame(L);
+    if (f == NULL || (f->budget == 0 && !f->tripped))
+        return;
+    if (!f->tripped) {
+        f->count += n;
+        charge_churn(f);
+        if (f->count < f->budget)
+            return;
+        lua_Debug ar;
+        if (lua_getstack(L, 1, &ar))
+            trip(L, f, &ar, TRIP_BUDGET);
+        else {
+            snprintf(f->msg, sizeof f->msg, "%.1024s:%d: instruction budget of %lld exceeded",
+                     plain_source(f->fnsrc, "?"), f->fnline, (long long)f->budget_shown);
+            f->tripped = TRIP_BUDGET;
+        }
+        lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+    }
+    lua_pushstring(L, f->msg);
+    lua_error(L);
+}
+
+/* sandbox.tripped() -> true while the running call has used up its budget
+ * or memory (a message handler of the rule's xpcall must then not run). */
+static int sb_tripped(lua_State *L)
+{
+    sb_frame *f = current_frame(L);
+    lua_pushboolean(L, f != NULL && f->tripped);
+    return 1;
+}
+
+/* sandbox.charge(n): charge n instructions of work to the running call. */
+static int sb_charge(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0, 1, "must be 0 or positive");
+    giro_sandbox_charge(L, n);
+    return 0;
+}
+
+/* sandbox.lua_string() -> Lua's own find, match, gmatch and gsub (those of
+ * strbound.c replaced them), for the spec that compares the two. */
+static int sb_lua_string(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "giro.lua_string");
+    return 1;
 }
 
 static int sb_call(lua_State *L)
 {
     int n = run_limited(L);
+    if (n == -2)
+        lua_pop(L, 1);
     if (n < 0)
         return lua_error(L);
     return n;
@@ -244,11 +355,11 @@ static int sb_pcall(lua_State *L)
     int n = run_limited(L);
     if (n < 0) {
         lua_pushboolean(L, 0);
-        lua_insert(L, -2);
-        return 2;
+        lua_insert(L, n - 1);           /* false, error[, where] */
+        return 1 - n;
     }
     lua_pushboolean(L, 1);
-    lua_insert(L, 3);
+    lua_insert(L, 4);
     return n + 1;
 }
 
@@ -267,6 +378,9 @@ static const luaL_Reg sandbox_funcs[] = {
     { "call",   sb_call },
     { "pcall",  sb_pcall },
     { "memory", sb_memory },
+    { "tripped", sb_tripped },
+    { "charge", sb_charge },
+    { "lua_string", sb_lua_string },
     { NULL, NULL }
 };
 
