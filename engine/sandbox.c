@@ -8,6 +8,7 @@
  *   sandbox.memory()                       -> bytes in use, current limit (0 = none)
  *   sandbox.charge(n)                      -> charge n instructions to the running call
  *   sandbox.tripped()                      -> true once the running call is over its limits
+ *   sandbox.xpcall(f, handler, ...)        -> xpcall whose handler is skipped once tripped
  *
  * pcall's `where` ("FILE:LINE") comes with an error value that is not a
  * string: the innermost line of Lua code that raised it.
@@ -340,6 +341,44 @@ static int sb_lua_string(lua_State *L)
     return 1;
 }
 
+/* The message handler of sandbox.xpcall: the rule's handler (upvalue 1),
+ * except once the running call is over its limits: then the limit's message
+ * passes unchanged.  Lua runs a message handler inside the hook that raised
+ * the error, where no hook fires, so a rule's handler that loops would
+ * otherwise run unbounded. */
+static int xp_msgh(lua_State *L)
+{
+    sb_frame *f = current_frame(L);
+    if (f != NULL && f->tripped) {
+        lua_pushstring(L, f->msg);
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* sandbox.xpcall(f, handler, ...): xpcall for rules (see xp_msgh). */
+static int sb_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, xp_msgh, 1);
+    lua_replace(L, 2);                  /* [f, msgh, args...] */
+    lua_pushvalue(L, 1);
+    lua_insert(L, 3);                   /* [f, msgh, f, args...] */
+    int status = lua_pcall(L, n - 2, LUA_MULTRET, 2);
+    lua_pushboolean(L, status == LUA_OK);
+    if (status != LUA_OK) {
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_insert(L, 3);
+    return lua_gettop(L) - 2;
+}
+
 static int sb_call(lua_State *L)
 {
     int n = run_limited(L);
@@ -380,6 +419,7 @@ static const luaL_Reg sandbox_funcs[] = {
     { "memory", sb_memory },
     { "tripped", sb_tripped },
     { "charge", sb_charge },
+    { "xpcall", sb_xpcall },
     { "lua_string", sb_lua_string },
     { NULL, NULL }
 };

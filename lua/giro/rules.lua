@@ -13,6 +13,7 @@
 -- code reaches the engine unwrapped (metamethods included: see make_setmetatable).
 -- See docs/rules.md for the full contract.
 local sandbox = require("giro.sandbox")
+local errors = require("giro.errors")
 local hash = require("giro.hash")
 local lfs = require("lfs")
 
@@ -21,6 +22,8 @@ local M = {}
 M.DEFAULT_GRANTS = { "giro.hash", "giro.ref", "giro.checkdigit" }
 M.DEFAULT_BUDGET = 10000000          -- instructions per call
 M.DEFAULT_MEMORY = 64 * 1024 * 1024  -- bytes of growth per call
+M.OUTPUT_CAP = 64 * 1024             -- bytes a rule file's print may write in all
+M.ERROR_CAP = 400                    -- bytes of a rule's error text kept in messages
 
 local KINDS = { bank = "banks", biller = "billers" }
 
@@ -124,7 +127,7 @@ end
 
 local BASE = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-  pcall = pcall, xpcall = xpcall, select = select, tonumber = tonumber,
+  pcall = pcall, xpcall = sandbox.xpcall, select = select, tonumber = tonumber,
   tostring = tostring, type = type, rawequal = rawequal, rawget = safe_rawget,
   rawlen = rawlen, rawset = safe_rawset, getmetatable = safe_getmetatable,
   _VERSION = _VERSION,
@@ -197,20 +200,46 @@ local function wrap_results(o, ...)
   return table.unpack(t, 1, n)
 end
 
--- The error a rule raised, as the engine may hold it: strings as they are, a
--- plain table mirrored, anything else turned into text by tostring under the
--- rule's limits (an error object's __tostring is rule code too).
-local function settle_error(o, e)
-  if type(e) == "string" then return e end
-  if type(e) == "table" and real_getmetatable(e) == nil then return mirror(e, o, {}) end
+-- "FILE:LINE" where a rule raised a table that the engine holds (its mirror)
+local error_where = real_setmetatable({}, { __mode = "k" })
+
+-- The error a rule raised, as the engine may hold it: strings cut to ERROR_CAP
+-- bytes, a plain table mirrored (where it was raised kept for M.error_text),
+-- anything else turned into text by tostring under the rule's limits (an error
+-- object's __tostring is rule code too), cut the same way.
+local function settle_error(o, e, at)
+  if type(e) == "string" then return errors.clip(e, M.ERROR_CAP) end
+  if type(e) == "table" and real_getmetatable(e) == nil then
+    local m = mirror(e, o, {})
+    error_where[m] = at
+    return m
+  end
   local ok, s = sandbox.pcall(o.budget, o.memory, tostring, e)
-  if ok and type(s) == "string" then return s end
-  return "error object is a " .. type(e) .. " value"
+  if ok and type(s) == "string" then return errors.clip(s, M.ERROR_CAP) end
+  return (at and at .. ": " or "") .. "error object is a " .. type(e) .. " value"
 end
 
 local function settle(o, ok, ...)
   if ok then return wrap_results(o, ...) end
-  error(settle_error(o, (...)), 0)
+  local e, at = ...
+  error(settle_error(o, e, at), 0)
+end
+
+--- An error a rule function raised, as text for a message: a string as it is (already cut
+-- to ERROR_CAP bytes), a table as "FILE:LINE: error object is a table value" with its
+-- `message` or `reason` field when it has one.
+function M.error_text(e)
+  if type(e) == "string" then return e end
+  if type(e) == "table" then
+    local at = error_where[e]
+    local text = (at and at .. ": " or "") .. "error object is a table value"
+    local detail = rawget(e, "message") or rawget(e, "reason")
+    if type(detail) == "string" or type(detail) == "number" then
+      text = text .. " (" .. errors.clip(detail, 200) .. ")"
+    end
+    return text
+  end
+  return errors.clip(tostring(e), M.ERROR_CAP)
 end
 
 -- Call a rule function under o's limits; what comes back is safe for the engine.
@@ -414,10 +443,20 @@ function Rules:env(ctx)
   local extras = o.env or {}
   local name = o.name or basename(ctx.path)
   local own = {}
+  local written = 0   -- bytes print has written for this file: capped at OUTPUT_CAP
   own.print = function(...)
+    if written >= M.OUTPUT_CAP then return end
     local parts = {}
     for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-    stderr:write(name, ": ", table.concat(parts, "\t"), "\n")
+    local line = name .. ": " .. table.concat(parts, "\t")
+    if written + #line + 1 > M.OUTPUT_CAP then
+      line = errors.clip(line, math.max(0, M.OUTPUT_CAP - written))
+        .. string.format(" [output of %s cut: rules may print %d bytes]", name, M.OUTPUT_CAP)
+      written = M.OUTPUT_CAP
+    else
+      written = written + #line + 1
+    end
+    stderr:write(line, "\n")
   end
   own.load = function(chunk, chunkname, mode, lenv)
     if mode ~= nil and mode ~= "t" then
@@ -504,10 +543,10 @@ function Rules:build(path, o)
   local ctx = { path = path, o = o, deps = { [path] = digest(src) } }
   local chunk, lerr = real_load(src, "@" .. path, "t", self:env(ctx))
   if not chunk then return nil, full_path_message(path, lerr) end
-  local ok, res = sandbox.pcall(o.budget, o.memory, chunk)
+  local ok, res, at = sandbox.pcall(o.budget, o.memory, chunk)
   if not ok then
-    if type(res) ~= "string" then res = path .. ": error object is a " .. type(res) .. " value" end
-    return nil, full_path_message(path, res)
+    if type(res) ~= "string" then res = (at or path) .. ": error object is a " .. type(res) .. " value" end
+    return nil, full_path_message(path, errors.clip(res, M.ERROR_CAP))
   end
   if type(res) ~= "table" then
     return nil, path .. ": a rule file must return a table (it returned " .. type(res) .. ")"
