@@ -604,6 +604,80 @@ function Rules:reload()
 end
 
 ---------------------------------------------------------------------------
+-- Checking the keys of a rule's tables
+
+-- Levenshtein distance of two short strings.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- The allowed name nearest to `key` when it is close enough to be a typo, else nil.
+function M.suggest(key, allowed)
+  if type(key) ~= "string" then return nil end
+  local best, bd
+  for _, a in ipairs(allowed) do
+    local d = distance(key:lower(), a:lower())
+    if d <= math.max(1, math.min(3, #a // 3)) and (not bd or d < bd) then best, bd = a, d end
+  end
+  return best
+end
+
+--- The first line of the file at path where `key` is written as a table key (`key =` or
+-- `["key"] =`), or nil: rule tables do not remember where they were written.
+function M.line_of(path, key)
+  if type(key) ~= "string" then return nil end
+  local src = read_file(path)
+  if not src then return nil end
+  local n = 1
+  for line in (src .. "\n"):gmatch("([^\n]*)\n") do
+    local plain = line:gsub("%-%-.*$", "")
+    local at = 1
+    while true do
+      local s, e = plain:find(key, at, true)
+      if not s then break end
+      local before, after = plain:sub(1, s - 1), plain:sub(e + 1)
+      if (not before:find("[%w_]$") and after:find("^%s*=[^=]") ~= nil)
+        or (before:find("%[%s*[\"']$") and after:find("^[\"']%s*%]%s*=")) then
+        return n
+      end
+      at = e + 1
+    end
+    n = n + 1
+  end
+  return nil
+end
+
+--- Refuse keys of table t that are not in `allowed` (a list): nil, "PATH:LINE: unknown key
+-- 'requird' in WHAT (did you mean 'required'?; allowed: ...)", or true.  Integer keys are
+-- allowed when opts.list is true.
+function M.check_keys(path, t, allowed, what, opts)
+  local ok = {}
+  for _, a in ipairs(allowed) do ok[a] = true end
+  local bad = {}
+  for k in next, t do
+    if not ok[k] and not (opts and opts.list and math.type(k) == "integer") then bad[#bad + 1] = k end
+  end
+  if #bad == 0 then return true end
+  table.sort(bad, function(a, b) return tostring(a) < tostring(b) end)
+  local k = bad[1]
+  local line = M.line_of(path, k)
+  local hint = M.suggest(k, allowed)
+  return nil, string.format("%s:%s unknown key %s in %s (%sallowed: %s)", path, line and (line .. ":") or "",
+    type(k) == "string" and ("'" .. errors.clip(k, 60) .. "'") or ("[" .. tostring(k) .. "]"), what,
+    hint and ("did you mean '" .. hint .. "'? ") or "", table.concat(allowed, ", "))
+end
+
+---------------------------------------------------------------------------
 -- The module-level API works on one default instance (the host's rules dirs).
 
 local default

@@ -184,6 +184,7 @@ end
 function process.run(opts)
   local reg, b = opts.reg, opts.biller
   local name = opts.name or opts.request
+  b.request_name = name     -- rule errors name the record: NAME:LINE
   local digest, derr = process.digest(opts.request)
   if not digest then return nil, derr, 1 end
   local done = reg:file_by_digest(digest)
@@ -236,7 +237,7 @@ function process.run(opts)
     -- customer numbers for the requests that may need a decision
     for _, rec in ipairs(batch) do
       if rec.kind == "add" or rec.kind == "change" then
-        local n = b:customer_number(rec.fields)
+        local n = b:customer_number(rec.fields, rec.line)
         rec.number = n
         if n and not seen_n[n] then seen_n[n] = true numbers[#numbers + 1] = n end
       end
