@@ -657,9 +657,42 @@ function M.line_of(path, key)
   return nil
 end
 
+--- The first line of the file at path holding `token` as a string literal ("token" or
+-- 'token'), or nil.
+function M.line_of_string(path, token)
+  if type(token) ~= "string" or token == "" then return nil end
+  local src = read_file(path)
+  if not src then return nil end
+  local n = 1
+  for line in (src .. "\n"):gmatch("([^\n]*)\n") do
+    if line:find('"' .. token .. '"', 1, true) or line:find("'" .. token .. "'", 1, true) then return n end
+    n = n + 1
+  end
+  return nil
+end
+
+--- A message about the file at path given the line it is about, when it has none: the line
+-- of the value it quotes ('sha999'), else of the field it names ("field SUMMA").
+-- "PATH: msg" becomes "PATH:LINE: msg"; a message that has a line is left as it is.
+function M.add_line(path, msg)
+  if type(msg) ~= "string" then return msg end
+  local rest = msg:sub(1, #path + 2) == path .. ": " and msg:sub(#path + 3) or nil
+  if not rest then
+    if msg:sub(1, #path + 1) == path .. ":" then return msg end   -- has a line already
+    rest = msg
+  end
+  local line
+  for q in rest:gmatch("'([^']+)'") do line = line or M.line_of_string(path, q) end
+  if not line then
+    local fname = rest:match("field ([%w_%-]+)")
+    line = fname and M.line_of_string(path, fname)
+  end
+  return path .. ":" .. (line and (line .. ": ") or " ") .. rest
+end
+
 --- Refuse keys of table t that are not in `allowed` (a list): nil, "PATH:LINE: unknown key
--- 'requird' in WHAT (did you mean 'required'?; allowed: ...)", or true.  Integer keys are
--- allowed when opts.list is true.
+-- 'requird' in WHAT (did you mean 'required'? allowed: ...)", or true.  Integer keys are
+-- allowed when opts.list is true; without a path the message starts at "unknown key".
 function M.check_keys(path, t, allowed, what, opts)
   local ok = {}
   for _, a in ipairs(allowed) do ok[a] = true end
@@ -670,9 +703,10 @@ function M.check_keys(path, t, allowed, what, opts)
   if #bad == 0 then return true end
   table.sort(bad, function(a, b) return tostring(a) < tostring(b) end)
   local k = bad[1]
-  local line = M.line_of(path, k)
+  local line = path and M.line_of(path, k)
   local hint = M.suggest(k, allowed)
-  return nil, string.format("%s:%s unknown key %s in %s (%sallowed: %s)", path, line and (line .. ":") or "",
+  local at = path and (path .. ":" .. (line and (line .. ":") or "") .. " ") or ""
+  return nil, string.format("%sunknown key %s in %s (%sallowed: %s)", at,
     type(k) == "string" and ("'" .. errors.clip(k, 60) .. "'") or ("[" .. tostring(k) .. "]"), what,
     hint and ("did you mean '" .. hint .. "'? ") or "", table.concat(allowed, ", "))
 end

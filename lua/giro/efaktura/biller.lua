@@ -118,6 +118,9 @@ local function check_shape(t, path)
   return true
 end
 
+--- Check a loaded rule table against the biller contract: true or nil, "FILE[:LINE]: message".
+biller.check = check_shape
+
 --- Load a biller rule file.  Returns the biller or nil, "FILE:LINE: message".
 function biller.load(name, opts)
   opts = opts or {}

@@ -33,6 +33,24 @@ end
 
 local engine = {}
 
+-- The keys a definition may use (docs/banks.md); anything else is refused with a suggestion,
+-- so that `requird = true` cannot silently make a field optional.
+engine.BANK_KEYS = { "name", "title", "charset", "endpoints", "messages", "protocol" }
+engine.MESSAGE_KEYS = { "kind", "endpoint", "method", "answer", "version", "version_field", "versions",
+  "default_version", "fields", "mac", "one_of", "codes", "validate", "describe" }
+engine.FIELD_KEYS = { "format", "max", "min", "required", "value", "default", "values", "versions",
+  "forbid", "lines", "width", "layout", "not_past", "blanks", "min_cents", "kind" }
+engine.MAC_KEYS = { "field", "fields", "alg", "key", "sep", "trailing", "case", "any_case", "absent",
+  "blanks", "key_length", "key_min", "versions" }
+engine.CODES_KEYS = { "field", "values" }
+
+-- nil, message for the first unknown key of t (path and line when the bank has a path)
+local function check_keys(bank, t, allowed, what, list)
+  local ok, err = require("giro.rules").check_keys(bank.path, t, allowed, what, { list = list })
+  if ok then return true end
+  return nil, err
+end
+
 local HEXLEN = { md5 = 32, sha1 = 40, sha256 = 64, sha512 = 128 }
 local NO_OPTS = {}
 
@@ -95,12 +113,12 @@ local function compile_mac(r, where, index, k_of)
   local gi = index[r.field]
   m.mac_k = gi and k_of[gi]
   if not m.mac_k then
-    return nil, where .. ": MAC field " .. r.field .. " is not one of the message's fields"
+    return nil, where .. ": MAC field '" .. tostring(r.field) .. "' is not one of the message's fields"
   end
   for j, name in ipairs(r.fields) do
     local k = index[name] and k_of[index[name]]
     if not k then
-      return nil, where .. ": MAC input " .. tostring(name) .. " is not one of the message's fields"
+      return nil, where .. ": MAC input '" .. tostring(name) .. "' is not one of the message's fields"
     end
     m.ks[j], m.names[j] = k, name
   end
@@ -266,8 +284,47 @@ local function compile_plan(bank, mname, msg, version, fields, index, cs)
   return plan
 end
 
+local function check_message_keys(bank, mname, msg)
+  local where = bank.name .. " " .. mname
+  local ok, err = check_keys(bank, msg, engine.MESSAGE_KEYS, "message " .. where)
+  if not ok then return nil, err end
+  if type(msg.fields) == "table" then
+    for i, f in ipairs(msg.fields) do
+      if type(f) == "table" then
+        ok, err = check_keys(bank, f, engine.FIELD_KEYS, where .. " field " .. tostring(f[1] or i), true)
+        if not ok then return nil, err end
+        for k in next, f do
+          if math.type(k) == "integer" and k > 2 then
+            return nil, string.format("%s: field %s: only { NAME, FORMAT, key = value... } (a third value [%d])",
+              where, tostring(f[1] or i), k)
+          end
+        end
+      end
+    end
+  end
+  if type(msg.mac) == "table" then
+    ok, err = check_keys(bank, msg.mac, engine.MAC_KEYS, where .. " mac")
+    if not ok then return nil, err end
+    if type(msg.mac.versions) == "table" then
+      for v, over in pairs(msg.mac.versions) do
+        if type(over) == "table" then
+          ok, err = check_keys(bank, over, engine.MAC_KEYS, where .. " mac.versions[" .. tostring(v) .. "]")
+          if not ok then return nil, err end
+        end
+      end
+    end
+  end
+  if type(msg.codes) == "table" then
+    ok, err = check_keys(bank, msg.codes, engine.CODES_KEYS, where .. " codes")
+    if not ok then return nil, err end
+  end
+  return true
+end
+
 local function compile_message(bank, mname, msg, cs)
   local where = bank.name .. " " .. mname
+  local kok, kerr = check_message_keys(bank, mname, msg)
+  if not kok then return nil, kerr end
   if type(msg.fields) ~= "table" or #msg.fields == 0 then return nil, where .. ": no fields" end
   local c = setmetatable({ bank = bank, name = mname, def = msg, kind = msg.kind or "request",
                            fields = {}, index = {}, index_ci = {}, plans = {}, versions = {} }, Message)
@@ -325,13 +382,17 @@ function engine.message(bank, mname)
   return c
 end
 
---- Compile a definition table.  Returns the compiled bank or nil, message.  With opts.lazy each
+--- Compile a definition table.  Returns the compiled bank or nil, message.  opts.path: the file
+-- it came from (messages about unknown keys then name its file and line).  With opts.lazy each
 -- message is compiled when engine.message first asks for it (a command that builds one message
 -- does not pay for the others; their errors show when they are used, or in `giro pay banks`).
 function engine.compile(def, name, opts)
   if type(def) ~= "table" then return nil, "a bank definition must be a table" end
   local bank = { name = def.name or name or "bank", title = def.title or def.name or name,
-                 def = def, endpoints = def.endpoints or {}, messages = {}, order = {} }
+                 def = def, endpoints = def.endpoints or {}, messages = {}, order = {},
+                 path = opts and opts.path }
+  local kok, kerr = check_keys(bank, def, engine.BANK_KEYS, "the bank definition")
+  if not kok then return nil, kerr end
   local cs, err = charset.get(def.charset or "ISO-8859-1")
   if not cs then return nil, bank.name .. ": " .. err end
   bank.charset = cs.name

@@ -20,6 +20,12 @@ Bank.__index = Bank
 
 local cache = {}
 
+-- "PATH:LINE: message" (the line of the value or field it names), unless the message already
+-- starts with the path (a file:line)
+local function at_path(path, msg)
+  return require("giro.rules").add_line(path, msg)
+end
+
 --- A bank by name (rules/banks/NAME.lua on the rule path), by file path, or from a definition
 -- table.  Returns the bank or nil, message.  Loaded files are compiled once per process.
 -- opts.lazy: compile each message on first use (see engine.compile); a later call without it
@@ -37,15 +43,15 @@ function pay.bank(what, opts)
   if not b then
     local def, err = loader.load(path)
     if not def then return nil, err end
-    local c, cerr = engine.compile(def, path:match("([^/]+)%.lua$"), { lazy = true })
-    if not c then return nil, path .. ": " .. cerr end
+    local c, cerr = engine.compile(def, path:match("([^/]+)%.lua$"), { lazy = true, path = path })
+    if not c then return nil, at_path(path, cerr) end
     b = setmetatable({ compiled = c, name = c.name, title = c.title, path = path }, Bank)
     cache[path] = b
   end
   if not (opts and opts.lazy) then
     for _, mname in ipairs(b.compiled.order) do
       local m, err = engine.message(b.compiled, mname)
-      if not m then return nil, path .. ": " .. err end
+      if not m then return nil, at_path(path, err) end
     end
   end
   return b
@@ -64,7 +70,7 @@ end
 --- The compiled message, or nil, message.
 function Bank:message(name)
   local m, err = engine.message(self.compiled, name)
-  if err then return nil, (self.path and (self.path .. ": ") or "") .. err end
+  if err then return nil, self.path and at_path(self.path, err) or err end
   if not m then
     return nil, string.format("%s has no message '%s' (it has: %s)", self.name, tostring(name),
       table.concat(self.compiled.order, ", "))
