@@ -10,6 +10,7 @@
 -- for every held request that has a decision, with the same guarantees as process
 -- (validated, committed, then moved into place; an interrupted batch is written again).
 local cjson = require("cjson")
+local errors = require("giro.errors")
 local names = require("giro.efaktura.names")
 local register = require("giro.efaktura.register")
 local response = require("giro.efaktura.response")
@@ -112,11 +113,11 @@ function held.decide(reg, id, d)
       local p = decode(a.proposal)
       customer = p and p.customer ~= cjson.null and p.customer or nil
       if customer == nil then
-        return nil, string.format("agreement %d: no customer was found for reference %q; name one with --customer N",
-          id, a.account)
+        return nil, string.format("agreement %d: no customer was found for reference %s; name one with --customer N",
+          id, errors.quote(a.account))
       end
     end
-    if not reg:customer(customer) then return nil, string.format("no customer %q in the register", customer) end
+    if not reg:customer(customer) then return nil, string.format("no customer %s in the register", errors.quote(customer)) end
     dec = { answer = "A", reason = "", message = "", customer = customer }
   elseif d.answer == "N" then
     if not response.MESSAGES[d.reason] then return nil, "reason must be 01, 02 or 03" end

@@ -22,6 +22,7 @@
 local store = require("giro.store")
 local csv = require("giro.csv")
 local cjson = require("cjson")
+local giro_errors = require("giro.errors")
 
 local register = {}
 
@@ -209,7 +210,7 @@ function Reg:import_customers(path, opts)
   for i, h in ipairs(header) do
     local name = h:gsub("^%s+", ""):gsub("%s+$", ""):lower()
     if name == "" then return nil, string.format("%s:%d: column %d has no name", label, rows[1].line, i) end
-    if col[name] then return nil, string.format("%s:%d: column %q appears twice", label, rows[1].line, name) end
+    if col[name] then return nil, string.format("%s:%d: column %s appears twice", label, rows[1].line, giro_errors.quote(name)) end
     col[name] = i
     header[i] = name
   end
@@ -235,13 +236,13 @@ function Reg:import_customers(path, opts)
       if acct == "" then
         bad(line, "account_number is empty")
       elseif utf8.len(acct) > 32 then
-        bad(line, "account_number %q is longer than 32 characters", acct)
+        bad(line, "account_number %s is longer than 32 characters", giro_errors.quote(acct))
       elseif seen[acct] then
-        bad(line, "account_number %q again (first at line %d)", acct, seen[acct])
+        bad(line, "account_number %s again (first at line %d)", giro_errors.quote(acct), seen[acct])
       elseif first == "" and last == "" then
-        bad(line, "customer %q has neither first_name nor last_name", acct)
+        bad(line, "customer %s has neither first_name nor last_name", giro_errors.quote(acct))
       elseif ef ~= "yes" and ef ~= "no" then
-        bad(line, "efaktura is %q; expected yes or no", f[col.efaktura])
+        bad(line, "efaktura is %s; expected yes or no", giro_errors.quote(f[col.efaktura]))
       else
         seen[acct] = line
         local extra = {}

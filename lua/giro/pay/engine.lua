@@ -39,7 +39,7 @@ engine.BANK_KEYS = { "name", "title", "charset", "endpoints", "messages", "proto
 engine.MESSAGE_KEYS = { "kind", "endpoint", "method", "answer", "version", "version_field", "versions",
   "default_version", "fields", "mac", "one_of", "codes", "validate", "describe" }
 engine.FIELD_KEYS = { "format", "max", "min", "required", "value", "default", "values", "versions",
-  "forbid", "lines", "width", "layout", "not_past", "blanks", "min_cents", "kind" }
+  "forbid", "lines", "width", "layout", "not_past", "blanks", "min_cents", "kind", "case", "any_case", "hexlen" }
 engine.MAC_KEYS = { "field", "fields", "alg", "key", "sep", "trailing", "case", "any_case", "absent",
   "blanks", "key_length", "key_min", "versions" }
 engine.CODES_KEYS = { "field", "values" }
