@@ -29,6 +29,9 @@
  * backtracking pattern or a plain find over 30 MB in a loop is stopped by the
  * same budget as a Lua loop.
  *
+ * A CPU-time deadline (see DEADLINE_BASE_NS) backs both up for C work that
+ * is neither charged nor allocating.
+ *
  * Memory is capped through giro_alloc (engine/giro.h): during the call the
  * allocator refuses to grow past start + cap + cap/4 (a hard stop for a
  * single huge allocation), and the hook reports growth past start + cap at
@@ -42,10 +45,20 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include "giro.h"
 
 enum { PERIOD = 1000, SRC_MAX = 1024, MSG_MAX = 2400, CHURN_PER_INSN = 16 };
-enum { TRIP_NONE, TRIP_BUDGET, TRIP_MEMORY };
+enum { TRIP_NONE, TRIP_BUDGET, TRIP_MEMORY, TRIP_TIME };
+
+/* The CPU-time deadline of a call with a budget: DEADLINE_BASE_NS plus
+ * DEADLINE_PER_INSN_NS per instruction of the budget (3 s for the default 10
+ * million, which a Lua loop uses up in well under 0.1 s).  It is the
+ * backstop for C work that neither allocates nor is charged (utf8.len or a
+ * comparison of two 30 MB strings in a loop), checked in the hook and by
+ * giro_sandbox_charge. */
+#define DEADLINE_BASE_NS 1000000000LL
+#define DEADLINE_PER_INSN_NS 200LL
 
 static const char FRAME_KEY = 'f';  /* its address keys the registry */
 
@@ -60,6 +73,8 @@ typedef struct sb_frame {
     size_t cap_shown;
     int tripped;
     size_t churn0;             /* ga->churn when the call started */
+    long long deadline;        /* CPU time (ns) the call must end by, 0 = none */
+    long long deadline_shown;  /* its length in ns, for the message */
     char fnsrc[SRC_MAX];       /* source of the called function ("@path") */
     int fnline;                /* its first line (1 for a main chunk) */
     char msg[MSG_MAX];
@@ -101,12 +116,31 @@ static void describe(lua_State *L, sb_frame *f, lua_Debug *ar, const char *what)
     }
 }
 
+static long long cpu_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;                   /* no clock: the deadline never passes */
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int past_deadline(const sb_frame *f)
+{
+    if (f->deadline == 0)
+        return 0;
+    long long now = cpu_now();
+    return now != 0 && now > f->deadline;
+}
+
 static void trip(lua_State *L, sb_frame *f, lua_Debug *ar, int why)
 {
     char what[96];
     if (why == TRIP_BUDGET)
         snprintf(what, sizeof what, "instruction budget of %lld exceeded",
                  (long long)f->budget_shown);
+    else if (why == TRIP_TIME)
+        snprintf(what, sizeof what, "CPU time limit of %.1f s exceeded (instruction budget %lld)",
+                 (double)f->deadline_shown / 1e9, (long long)f->budget_shown);
     else
         snprintf(what, sizeof what, "memory cap of %zu bytes exceeded", f->cap_shown);
     describe(L, f, ar, what);
@@ -135,6 +169,8 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
         charge_churn(f);
         if (f->budget && f->count >= f->budget) {
             trip(L, f, ar, TRIP_BUDGET);
+        } else if (past_deadline(f)) {
+            trip(L, f, ar, TRIP_TIME);
         } else if (f->soft) {
             if (f->ga->refused) {           /* the rule swallowed a refusal */
                 trip(L, f, ar, TRIP_MEMORY);
@@ -215,6 +251,15 @@ static int run_limited(lua_State *L)
         }
     }
     f.period = (f.budget && f.budget < PERIOD) ? (int)f.budget : PERIOD;
+    if (budget) {
+        f.deadline_shown = DEADLINE_BASE_NS + (long long)budget * DEADLINE_PER_INSN_NS;
+        long long now = cpu_now();
+        f.deadline = now ? now + f.deadline_shown : 0;
+    }
+    if (f.prev && f.prev->deadline && (f.deadline == 0 || f.prev->deadline < f.deadline)) {
+        f.deadline = f.prev->deadline;
+        f.deadline_shown = f.prev->deadline_shown;
+    }
 
     size_t cap = (size_t)memcap;
     f.cap_shown = cap;
@@ -299,11 +344,12 @@ void giro_sandbox_charge(lua_State *L, lua_Integer n)
     if (!f->tripped) {
         f->count += n;
         charge_churn(f);
-        if (f->count < f->budget)
+        int why = f->count >= f->budget ? TRIP_BUDGET : past_deadline(f) ? TRIP_TIME : TRIP_NONE;
+        if (why == TRIP_NONE)
             return;
         lua_Debug ar;
         if (lua_getstack(L, 1, &ar))
-            trip(L, f, &ar, TRIP_BUDGET);
+            trip(L, f, &ar, why);
         else {
             snprintf(f->msg, sizeof f->msg, "%.1024s:%d: instruction budget of %lld exceeded",
                      plain_source(f->fnsrc, "?"), f->fnline, (long long)f->budget_shown);

@@ -10,7 +10,11 @@
  *
  * giro_bound_strings() installs them in the `string` table when the state is
  * made (runtime.c), so rule code, method calls on strings and giro's own
- * library all use the same functions.
+ * library all use the same functions.  It also wraps the few other library
+ * functions whose C work grows with their argument without allocating
+ * (utf8.len/offset/codepoint, tonumber of a string, table.insert/remove/sort/
+ * move) so that they charge that work before they run; what allocates is
+ * charged by the allocator (sandbox.c).
  */
 #include <ctype.h>
 #include <string.h>
@@ -571,8 +575,85 @@ static int bs_gsub(lua_State *L)
     return 2;
 }
 
+/* Other library functions whose work in C grows with their argument without
+ * allocating: wrapped (the original is upvalue 1) to charge that work first.
+ * Upvalue 2 says how it is measured. */
+enum { COST_STRING, COST_TABLE, COST_MOVE };
+
+static lua_Integer log2_of(lua_Integer n)
+{
+    lua_Integer l = 1;
+    while (n > 1) {
+        n >>= 1;
+        l++;
+    }
+    return l;
+}
+
+static int charged_call(lua_State *L)
+{
+    int how = (int)lua_tointeger(L, lua_upvalueindex(2));
+    lua_Integer cost = 0;
+    if (how == COST_STRING && lua_type(L, 1) == LUA_TSTRING) {
+        size_t l;
+        lua_tolstring(L, 1, &l);
+        cost = (lua_Integer)(l / SCAN_PER_INSN);
+    } else if (how == COST_TABLE && lua_type(L, 1) == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+        cost = n / 16 * (lua_toboolean(L, lua_upvalueindex(3)) ? log2_of(n) : 1);
+    } else if (how == COST_MOVE && lua_isinteger(L, 2) && lua_isinteger(L, 3)) {
+        lua_Integer f = lua_tointeger(L, 2), e = lua_tointeger(L, 3);
+        if (e >= f && f > LUA_MININTEGER / 2 && e < LUA_MAXINTEGER / 2)
+            cost = (e - f) / 16;
+    }
+    giro_sandbox_charge(L, cost);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* table[name] = the charged version of itself */
+static void charge_field(lua_State *L, const char *table, const char *name, int how, int sorts)
+{
+    if (lua_getglobal(L, table) != LUA_TTABLE) {       /* [t] */
+        lua_pop(L, 1);
+        return;
+    }
+    if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {  /* [t, f] */
+        lua_pop(L, 2);
+        return;
+    }
+    lua_pushinteger(L, how);
+    lua_pushboolean(L, sorts);
+    lua_pushcclosure(L, charged_call, 3);               /* [t, wrapped] */
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+static void charge_global(lua_State *L, const char *name, int how)
+{
+    if (lua_getglobal(L, name) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushinteger(L, how);
+    lua_pushboolean(L, 0);
+    lua_pushcclosure(L, charged_call, 3);
+    lua_setglobal(L, name);
+}
+
 void giro_bound_strings(lua_State *L)
 {
+    charge_field(L, "utf8", "len", COST_STRING, 0);
+    charge_field(L, "utf8", "offset", COST_STRING, 0);
+    charge_field(L, "utf8", "codepoint", COST_STRING, 0);
+    charge_field(L, "table", "insert", COST_TABLE, 0);
+    charge_field(L, "table", "remove", COST_TABLE, 0);
+    charge_field(L, "table", "sort", COST_TABLE, 1);
+    charge_field(L, "table", "move", COST_MOVE, 0);
+    charge_global(L, "tonumber", COST_STRING);
+
     static const luaL_Reg funcs[] = {
         { "find", bs_find }, { "match", bs_match }, { "gmatch", bs_gmatch }, { "gsub", bs_gsub },
         { NULL, NULL }
