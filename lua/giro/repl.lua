@@ -271,7 +271,10 @@ function Session:load_file(arg)
     local name = varname(path)
     self.env[name] = t
     self:out("loaded rule file ", path, " as ", name, " (", summary(t), ")")
-    if problem then self:err("warning: as a ", err, " rule it fails: ", problem) end
+    if problem then   -- a warning: on stderr, but not an error of the session (exit status)
+      self:err("warning: as a ", err, " rule it fails: ", problem)
+      self.errors = self.errors - 1
+    end
     return true
   end
   if type(err) == "string" and err:find(": a rule file must return a table", 1, true) then

@@ -29,10 +29,9 @@ local function locate(name)
 end
 
 local function json_array(list)
-  local cjson = require("cjson").new()
-  cjson.encode_escape_forward_slash(false)
   if #list == 0 then return "[]" end
-  return cjson.encode(list)
+  -- cjson writes "/" as "\/" (valid JSON, but paths read badly); every "/" it writes is escaped
+  return (require("cjson").encode(list):gsub("\\/", "/"))
 end
 
 function M.run(argv)
