@@ -181,6 +181,19 @@ describe("hostile bank definition hooks are stopped (giro.pay)", function()
                    OKURL = "https://shop.example/ok", VIRHEURL = "https://shop.example/err" }
   local KEY = ("k"):rep(64)
 
+  it("a 30 MB reason and a table raised as an error come back short, with file and line", function()
+    local b = bank_with('do return nil, ("r"):rep(3e7) end')
+    local res, why = b:build("payment", FIELDS, { key = KEY, today = "20260101" })
+    assert.is_nil(res)
+    assert.truthy(why:find("rrrr… (30000000 bytes)", 1, true), why:sub(1, 200))
+    assert.is_true(#why < 1000)
+    local path
+    b, path = bank_with("error({ code = 7 })")
+    res, why = b:build("payment", FIELDS, { key = KEY, today = "20260101" })
+    assert.is_nil(res)
+    assert.truthy(why:find(path:gsub("%p", "%%%0") .. ":%d+: error object is a table value"), why)
+  end)
+
   for _, c in ipairs({
     { "an endless loop", "while true do end" },
     { "a backtracking find", 'local x = ("a"):rep(2000):find(".-.-.-b")' },

@@ -441,9 +441,16 @@ end
 local last_today_in, last_today  -- one-entry cache of the parsed opts.today
 
 -- A definition's hook (sandboxed by giro.rules when it comes from a file): its error is a reason.
+-- A rule's texts reach messages cut short (a 30 MB reason is not printed whole), and a table
+-- raised as an error is named by the file and line that raised it.
+local function rule_text(e) return require("giro.rules").error_text(e) end
+local function hook_reason(why)
+  return require("giro.errors").clip(tostring(why or "rejected by the definition's validate hook"), 400)
+end
+
 local function run_hook(hook, fields, version)
   local ok, res, why = pcall(hook, fields, version)
-  if not ok then return nil, "the definition's validate hook failed: " .. tostring(res) end
+  if not ok then return nil, "the definition's validate hook failed: " .. rule_text(res) end
   return res, why
 end
 
@@ -542,7 +549,7 @@ function Message:build(input, opts)
   local hook = self.def.validate
   if hook then
     local ok, why = run_hook(hook, self:_map(plan, vals), plan.version)
-    if not ok then return nil, tostring(why or "rejected by the definition's validate hook") end
+    if not ok then return nil, hook_reason(why) end
   end
   local mac
   if m then
@@ -823,7 +830,7 @@ function Message:verify(input, opts)
   local hook = self.def.validate
   if hook then
     local ok, why = run_hook(hook, out, plan.version)
-    if not ok then return nil, tostring(why or "rejected by the definition's validate hook") end
+    if not ok then return nil, hook_reason(why) end
   end
   local res = { bank = self.bank.name, message = self.name, version = plan.version, fields = out,
                 order = names, extra = extra }
@@ -844,8 +851,13 @@ function Message:verify(input, opts)
   local describe = self.def.describe
   if describe then
     local ok, notes = pcall(describe, out, plan.version)
-    if not ok then return nil, "the definition's describe hook failed: " .. tostring(notes) end
-    if type(notes) == "table" and #notes > 0 then res.notes = notes end
+    if not ok then return nil, "the definition's describe hook failed: " .. rule_text(notes) end
+    if type(notes) == "table" and #notes > 0 then
+      -- notes are printed: at most 20, each a short text
+      local clip, kept = require("giro.errors").clip, {}
+      for i = 1, math.min(#notes, 20) do kept[i] = clip(tostring(notes[i]), 400) end
+      res.notes = kept
+    end
   end
   if opts.expect then
     local ok, why = self:_expect(plan, map, opts.expect)
