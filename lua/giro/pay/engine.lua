@@ -428,8 +428,8 @@ local function input_error(c, plan, input, otherwise)
     local gi = c.index[name]
     if not gi then
       local ci = c.index_ci[upper(name)]
-      if ci then return "unknown field " .. name .. " (did you mean " .. c.fields[ci][1] .. "?)" end
-      return "unknown field " .. name .. " for " .. c.bank.name .. " " .. c.name
+      if ci then return "unknown field " .. formats.cut(name) .. " (did you mean " .. c.fields[ci][1] .. "?)" end
+      return "unknown field " .. formats.cut(name) .. " for " .. c.bank.name .. " " .. c.name
     end
     if not plan.active[gi] then
       return name .. ": not used in version " .. tostring(plan.version)
@@ -474,7 +474,7 @@ local function build_value(plan, k, v, today)
   local b, err = plan.norm[k](v, today)
   if not b then return nil, name .. ": " .. err end
   local fx = plan.fixed[k]
-  if fx and b ~= fx then return nil, name .. ": must be " .. fx .. ", got " .. v end
+  if fx and b ~= fx then return nil, name .. ": must be " .. fx .. ", got " .. formats.cut(v) end
   return b
 end
 
@@ -766,7 +766,7 @@ function Message:verify(input, opts)
       if b == nil then return nil, "missing field " .. names[k] end
       local fx = plan.fixed[k]
       if fx and b ~= fx then
-        return nil, format("%s: expected '%s', got '%s'", names[k], fx, shown(cs, b))
+        return nil, format("%s: expected '%s', got '%s'", names[k], fx, formats.cut(shown(cs, b)))
       end
       if not fx then
         local d, err = check[k](b)
@@ -839,7 +839,7 @@ function Message:verify(input, opts)
     local code = out[codes.field]
     local meaning = code and codes.values[code]
     if code and not meaning then
-      return nil, codes.field .. ": unknown code '" .. shown(cs, code) .. "'"
+      return nil, codes.field .. ": unknown code '" .. formats.cut(shown(cs, code)) .. "'"
     end
     res.code = code
     if type(meaning) == "table" then
@@ -872,7 +872,7 @@ function Message:_expect(plan, map, expect)
   table.sort(names)
   for _, name in ipairs(names) do
     local gi = self.index[name] or self.index_ci[upper(name)]
-    if not gi then return nil, "expect: unknown field " .. name end
+    if not gi then return nil, "expect: unknown field " .. formats.cut(name) end
     local k = plan.k_of[gi]
     local want = tostring(expect[name])
     local got = k and map[plan.names[k]]
