@@ -40,12 +40,19 @@ typedef struct matcher {
     struct { const char *init; ptrdiff_t len; } cap[MAX_CAPTURES];
 } matcher;
 
-static void tick(matcher *m)
+static void charge_steps(matcher *m)
 {
-    if (++m->steps >= MATCH_TICK) {
-        m->steps = 0;
-        giro_sandbox_charge(m->L, MATCH_TICK / STEPS_PER_INSN);
-    }
+    m->steps = 0;
+    giro_sandbox_charge(m->L, MATCH_TICK / STEPS_PER_INSN);
+}
+
+/* one step of the matcher: every call of do_match and every character a
+ * repetition takes or gives back (the plain characters of one call are
+ * bounded by the pattern's length) */
+static inline void tick(matcher *m)
+{
+    if (++m->steps >= MATCH_TICK)
+        charge_steps(m);
 }
 
 /* a character class letter (%a, %d, ...; upper case is the complement) */
@@ -229,8 +236,8 @@ static const char *do_match(matcher *m, const char *s, const char *p)
 {
     if (++m->depth > MAX_DEPTH)
         luaL_error(m->L, "pattern too complex");
+    tick(m);
     while (p < m->pat_end && s != NULL) {
-        tick(m);
         if (*p == '(') {
             s = p[1] == ')' ? open_capture(m, s, p + 2, CAP_POSITION)
                             : open_capture(m, s, p + 1, CAP_OPEN);

@@ -137,9 +137,19 @@ describe("hostile biller rules are stopped (giro efaktura process)", function()
   it("a rule that rewrites the request changes neither the answer nor the register", function()
     local rule = H.write(dir .. "/mutate.lua", [[
       return { validate = function(request)
+        local before = request.BillerAccountNumber
         request.BillerAccountNumber = "X"
         request.ThorUserId = "Y"
         request.ThorContentProviderId = "Z"
+        request.mine = 1
+        -- the rule sees its own changes, and pairs() walks every leaf once
+        assert(request.BillerAccountNumber == "X" and before ~= "X")
+        local n, seen = 0, {}
+        for k, v in pairs(request) do
+          assert(not seen[k]); seen[k] = true; n = n + 1
+          if k == "ThorUserId" then assert(v == "Y") end
+        end
+        assert(n >= 15 and seen.mine and seen.FirstName, "pairs saw " .. n)
         return { accept = true }
       end }]])
     local records, accounts = {}, {}

@@ -697,14 +697,24 @@ end
 --- Refuse keys of table t that are not in `allowed` (a list): nil, "PATH:LINE: unknown key
 -- 'requird' in WHAT (did you mean 'required'? allowed: ...)", or true.  Integer keys are
 -- allowed when opts.list is true; without a path the message starts at "unknown key".
+local allowed_sets = real_setmetatable({}, { __mode = "k" })   -- allowed list -> set
+
 function M.check_keys(path, t, allowed, what, opts)
-  local ok = {}
-  for _, a in ipairs(allowed) do ok[a] = true end
-  local bad = {}
-  for k in next, t do
-    if not ok[k] and not (opts and opts.list and math.type(k) == "integer") then bad[#bad + 1] = k end
+  local ok = allowed_sets[allowed]
+  if not ok then
+    ok = {}
+    for _, a in ipairs(allowed) do ok[a] = true end
+    allowed_sets[allowed] = ok
   end
-  if #bad == 0 then return true end
+  local list = opts and opts.list
+  local bad
+  for k in next, t do
+    if not ok[k] and not (list and math.type(k) == "integer") then
+      bad = bad or {}
+      bad[#bad + 1] = k
+    end
+  end
+  if not bad then return true end
   table.sort(bad, function(a, b) return tostring(a) < tostring(b) end)
   local k = bad[1]
   local line = path and M.line_of(path, k)

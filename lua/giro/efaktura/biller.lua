@@ -204,17 +204,58 @@ local function rule_error(self, what, e, request, line)
   error(string.format("biller rule %s failed: %s%s", what, msg, record_text(self, request, line)), 0)
 end
 
--- What a rule gets to see of a request or a customer: a copy, so that a rule that assigns
--- to it (request.BillerAccountNumber = ...) never changes what giro echoes or keys on.
-local function snapshot(v, seen)
-  if type(v) ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  local c = {}
-  seen[v] = c
-  for k, x in next, v do c[snapshot(k, seen)] = snapshot(x, seen) end
-  return c
+-- What a rule gets to see of a request or a customer: a copy-on-write view.  Reading gives the
+-- original's values, pairs() walks them (and what the rule set), and assigning
+-- (request.BillerAccountNumber = ...) stores into the view only: what giro echoes and keys on
+-- is what the file said.  A table inside is viewed the same way.  (A view, not a copy: copying
+-- every request's ~20 leaves cost a fifth of `process`'s time in allocation and GC.)
+local view
+
+local function view_pairs(self)
+  local t = getmetatable(self).__index_of
+  local in_t = true
+  local function step(_, k)
+    if in_t then
+      local nk = next(t, k)
+      if nk ~= nil then return nk, self[nk] end
+      in_t, k = false, nil
+    end
+    local nk, nv = next(self, k)
+    while nk ~= nil and rawget(t, nk) ~= nil do nk, nv = next(self, nk) end
+    return nk, nv
+  end
+  return step, self, nil
 end
+
+local function flat(t)
+  for _, v in next, t do
+    if type(v) == "table" then return false end
+  end
+  return true
+end
+
+local function view_len(self) return #getmetatable(self).__index_of end
+
+function view(t)
+  if type(t) ~= "table" then return t end
+  if flat(t) then   -- the common case (a request's leaves are text): no closure needed
+    return setmetatable({}, { __index_of = t, __index = t, __pairs = view_pairs, __len = view_len })
+  end
+  return setmetatable({}, {
+    __index_of = t,
+    __index = function(self, k)
+      local v = t[k]
+      if type(v) == "table" then
+        v = view(v)
+        rawset(self, k, v)      -- the same view on the next read
+      end
+      return v
+    end,
+    __pairs = view_pairs,
+    __len = view_len,
+  })
+end
+local snapshot = view
 
 --- The customer number for the reference the consumer typed (line: the record's line).
 function B:customer_number(request, line)
