@@ -20,8 +20,8 @@
 -- As shorthand validate may return "accept" or "01"/"02"/"03", then an optional why.
 --
 -- Unknown keys in the rule table, options, options.hold or a decision are refused with
--- the file, line and the nearest allowed key.  Rule functions get a copy of the request
--- and the customer: what giro echoes and keys on is what the file said.
+-- the file, line and the nearest allowed key.  Rule functions get a copy-on-write view of the
+-- request and the customer: what giro echoes and keys on is what the file said.
 -- Rules run through giro.rules (sandbox, instruction budget, memory cap).  A rule that
 -- raises or breaks the contract makes b:decide raise "FILE:LINE: ..." (the caller stops
 -- the whole file: a broken rule must not produce answers).
