@@ -32,6 +32,7 @@ typedef struct giro_alloc {
     size_t used;   /* bytes currently allocated by the state */
     size_t limit;  /* 0 = no limit; else allocations that would pass it fail */
     int refused;   /* set when an allocation was refused because of limit */
+    size_t churn;  /* bytes of growth ever allocated (the sandbox charges it) */
 } giro_alloc;
 
 void *giro_allocf(void *ud, void *ptr, size_t osize, size_t nsize);
@@ -44,6 +45,15 @@ lua_State *giro_newstate(giro_alloc *ga, const char *argv0, char *err, size_t er
 
 /* message handler for lua_pcall: appends a traceback to string errors */
 int giro_traceback(lua_State *L);
+
+/* sandbox.c: charge n instructions of work done in C to the running sandboxed
+ * call (raises when its budget is used up; nothing outside a call). */
+void giro_sandbox_charge(lua_State *L, lua_Integer n);
+
+/* strbound.c: replace string.find, match, gmatch and gsub (the string
+ * metatable's __index included) by versions that charge their work to the
+ * sandbox budget, so a backtracking pattern cannot hold a rule in C. */
+void giro_bound_strings(lua_State *L);
 
 /* checkdigit.c: mod-10 check digit under cycled weights (also used by record.c) */
 int giro_mod10_check(const char *s, size_t len, const unsigned char *w, size_t nw);

@@ -18,7 +18,7 @@ static const char *error_text(lua_State *L)
 
 int main(int argc, char **argv)
 {
-    giro_alloc ga = { 0, 0, 0 };
+    giro_alloc ga = { 0, 0, 0, 0 };
     char err[512];
     lua_State *L = giro_newstate(&ga, argv[0], err, sizeof err);
     if (L == NULL) {

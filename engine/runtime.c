@@ -45,8 +45,11 @@ void *giro_allocf(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     void *p = realloc(ptr, nsize);
-    if (p != NULL)
+    if (p != NULL) {
         ga->used = ga->used - old + nsize;
+        if (nsize > old)
+            ga->churn += nsize - old;
+    }
     return p;
 }
 
@@ -294,6 +297,7 @@ lua_State *giro_newstate(giro_alloc *ga, const char *argv0, char *err, size_t er
         return NULL;
     }
     luaL_openlibs(L);
+    giro_bound_strings(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     for (const luaL_Reg *m = giro_modules; m->name; m++) {
         lua_pushcfunction(L, m->func);

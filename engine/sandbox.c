@@ -4,8 +4,14 @@
  * the environment a rule file gets).
  *
  *   sandbox.call(budget, memcap, fn, ...)  -> fn's results, or raises the error
- *   sandbox.pcall(budget, memcap, fn, ...) -> true, results... | false, error
+ *   sandbox.pcall(budget, memcap, fn, ...) -> true, results... | false, error[, where]
  *   sandbox.memory()                       -> bytes in use, current limit (0 = none)
+ *   sandbox.charge(n)                      -> charge n instructions to the running call
+ *   sandbox.tripped()                      -> true once the running call is over its limits
+ *   sandbox.xpcall(f, handler, ...)        -> xpcall whose handler is skipped once tripped
+ *
+ * pcall's `where` ("FILE:LINE") comes with an error value that is not a
+ * string: the innermost line of Lua code that raised it.
  *
  * budget: instructions for this call (0 = no budget); memcap: bytes the state
  * may grow during this call (0 = no cap).  Calls nest: an inner call never
@@ -15,6 +21,16 @@
  * the budget runs out the hook raises "FILE:LINE: instruction budget of N
  * exceeded" at the running line and re-arms itself on every instruction, so
  * a pcall inside the rule cannot swallow it (after redis's luaMaskCountHook).
+ *
+ * Work done inside C functions is charged too: every CHURN_PER_INSN bytes
+ * the state allocates cost one instruction (concatenation, string.rep,
+ * table.concat cannot run long without allocating), and giro's own pattern
+ * functions (strbound.c) charge their matcher steps and scanned bytes, so a
+ * backtracking pattern or a plain find over 30 MB in a loop is stopped by the
+ * same budget as a Lua loop.
+ *
+ * A CPU-time deadline (see DEADLINE_BASE_NS) backs both up for C work that
+ * is neither charged nor allocating.
  *
  * Memory is capped through giro_alloc (engine/giro.h): during the call the
  * allocator refuses to grow past start + cap + cap/4 (a hard stop for a
@@ -29,10 +45,20 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include "giro.h"
 
-enum { PERIOD = 1000, SRC_MAX = 1024, MSG_MAX = 2400 };
-enum { TRIP_NONE, TRIP_BUDGET, TRIP_MEMORY };
+enum { PERIOD = 1000, SRC_MAX = 1024, MSG_MAX = 2400, CHURN_PER_INSN = 16 };
+enum { TRIP_NONE, TRIP_BUDGET, TRIP_MEMORY, TRIP_TIME };
+
+/* The CPU-time deadline of a call with a budget: DEADLINE_BASE_NS plus
+ * DEADLINE_PER_INSN_NS per instruction of the budget (3 s for the default 10
+ * million, which a Lua loop uses up in well under 0.1 s).  It is the
+ * backstop for C work that neither allocates nor is charged (utf8.len or a
+ * comparison of two 30 MB strings in a loop), checked in the hook and by
+ * giro_sandbox_charge. */
+#define DEADLINE_BASE_NS 1000000000LL
+#define DEADLINE_PER_INSN_NS 200LL
 
 static const char FRAME_KEY = 'f';  /* its address keys the registry */
 
@@ -46,9 +72,13 @@ typedef struct sb_frame {
     size_t soft, hard;         /* soft: reported cap; hard: allocator limit */
     size_t cap_shown;
     int tripped;
+    size_t churn0;             /* ga->churn when the call started */
+    long long deadline;        /* CPU time (ns) the call must end by, 0 = none */
+    long long deadline_shown;  /* its length in ns, for the message */
     char fnsrc[SRC_MAX];       /* source of the called function ("@path") */
     int fnline;                /* its first line (1 for a main chunk) */
     char msg[MSG_MAX];
+    char errwhere[SRC_MAX + 32]; /* "FILE:LINE" where a non-string error was raised */
 } sb_frame;
 
 static sb_frame *current_frame(lua_State *L)
@@ -86,16 +116,47 @@ static void describe(lua_State *L, sb_frame *f, lua_Debug *ar, const char *what)
     }
 }
 
+static long long cpu_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;                   /* no clock: the deadline never passes */
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int past_deadline(const sb_frame *f)
+{
+    if (f->deadline == 0)
+        return 0;
+    long long now = cpu_now();
+    return now != 0 && now > f->deadline;
+}
+
 static void trip(lua_State *L, sb_frame *f, lua_Debug *ar, int why)
 {
     char what[96];
     if (why == TRIP_BUDGET)
         snprintf(what, sizeof what, "instruction budget of %lld exceeded",
                  (long long)f->budget_shown);
+    else if (why == TRIP_TIME)
+        snprintf(what, sizeof what, "CPU time limit of %.1f s exceeded (instruction budget %lld)",
+                 (double)f->deadline_shown / 1e9, (long long)f->budget_shown);
     else
         snprintf(what, sizeof what, "memory cap of %zu bytes exceeded", f->cap_shown);
     describe(L, f, ar, what);
     f->tripped = why;
+}
+
+/* Bytes allocated since the last look, charged as instructions: C functions
+ * that copy (concatenation, string.rep, table.concat, gsub) cannot run long
+ * without allocating, so their work is paid for by the budget. */
+static void charge_churn(sb_frame *f)
+{
+    size_t now = f->ga->churn;
+    if (now > f->churn0) {
+        f->count += (lua_Integer)((now - f->churn0) / CHURN_PER_INSN);
+        f->churn0 = now - (now - f->churn0) % CHURN_PER_INSN;
+    }
 }
 
 static void sb_hook(lua_State *L, lua_Debug *ar)
@@ -105,8 +166,11 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
         return;
     if (!f->tripped) {
         f->count += f->period;
+        charge_churn(f);
         if (f->budget && f->count >= f->budget) {
             trip(L, f, ar, TRIP_BUDGET);
+        } else if (past_deadline(f)) {
+            trip(L, f, ar, TRIP_TIME);
         } else if (f->soft) {
             if (f->ga->refused) {           /* the rule swallowed a refusal */
                 trip(L, f, ar, TRIP_MEMORY);
@@ -132,6 +196,26 @@ static lua_Integer check_limit(lua_State *L, int arg)
     return n;
 }
 
+/* Message handler of the protected call: for an error value that is not a
+ * string (a table, say) note the file and line of the innermost Lua code that
+ * raised it, so that the message can name them; the value passes unchanged. */
+static int sb_msgh(lua_State *L)
+{
+    sb_frame *f = current_frame(L);
+    if (f == NULL || f->tripped || lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER)
+        return 1;
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0) {
+            snprintf(f->errwhere, sizeof f->errwhere, "%.1024s:%d",
+                     plain_source(ar.source, ar.short_src), ar.currentline);
+            break;
+        }
+    }
+    return 1;
+}
+
 /* Run the function at index 3 with the arguments above it under the limits
  * at indices 1 and 2.  Leaves either the results (returns their count) or
  * the error value (returns -1) on top of the stack, above index 2. */
@@ -147,6 +231,7 @@ static int run_limited(lua_State *L)
     sb_frame f;
     memset(&f, 0, sizeof f);
     f.ga = ud;
+    f.churn0 = f.ga->churn;
     f.prev = current_frame(L);
 
     lua_Debug ar;
@@ -166,6 +251,15 @@ static int run_limited(lua_State *L)
         }
     }
     f.period = (f.budget && f.budget < PERIOD) ? (int)f.budget : PERIOD;
+    if (budget) {
+        f.deadline_shown = DEADLINE_BASE_NS + (long long)budget * DEADLINE_PER_INSN_NS;
+        long long now = cpu_now();
+        f.deadline = now ? now + f.deadline_shown : 0;
+    }
+    if (f.prev && f.prev->deadline && (f.deadline == 0 || f.prev->deadline < f.deadline)) {
+        f.deadline = f.prev->deadline;
+        f.deadline_shown = f.prev->deadline_shown;
+    }
 
     size_t cap = (size_t)memcap;
     f.cap_shown = cap;
@@ -188,10 +282,12 @@ static int run_limited(lua_State *L)
     size_t old_limit = f.ga->limit;
     int old_refused = f.ga->refused;
 
+    lua_pushcfunction(L, sb_msgh);
+    lua_insert(L, 3);                   /* [budget, memcap, msgh, fn, args...] */
     lua_sethook(L, sb_hook, LUA_MASKCOUNT, f.period);
     f.ga->refused = 0;
     f.ga->limit = f.hard;
-    int status = lua_pcall(L, lua_gettop(L) - 3, LUA_MULTRET, 0);
+    int status = lua_pcall(L, lua_gettop(L) - 4, LUA_MULTRET, 3);
     int refused = f.ga->refused;
     f.ga->limit = old_limit;
     f.ga->refused = old_refused;
@@ -226,14 +322,114 @@ static int run_limited(lua_State *L)
         lua_pushstring(L, f.msg);
         return -1;
     }
-    if (status != LUA_OK)
+    if (status != LUA_OK) {
+        if (f.errwhere[0] && lua_type(L, -1) != LUA_TSTRING) {
+            lua_pushstring(L, f.errwhere);
+            return -2;                  /* error value, then where it was raised */
+        }
         return -1;
+    }
+    return lua_gettop(L) - 3;
+}
+
+/* Charge n instructions of work done inside a C function to the running
+ * call's budget (engine/strbound.c: pattern matching, plain find); when the
+ * budget is used up, raise at the line of the Lua code that called the C
+ * function, and keep raising like the hook does.  Outside a call: nothing. */
+void giro_sandbox_charge(lua_State *L, lua_Integer n)
+{
+    sb_frame *f = current_frame(L);
+    if (f == NULL || (f->budget == 0 && !f->tripped))
+        return;
+    if (!f->tripped) {
+        f->count += n;
+        charge_churn(f);
+        int why = f->count >= f->budget ? TRIP_BUDGET : past_deadline(f) ? TRIP_TIME : TRIP_NONE;
+        if (why == TRIP_NONE)
+            return;
+        lua_Debug ar;
+        if (lua_getstack(L, 1, &ar))
+            trip(L, f, &ar, why);
+        else {
+            snprintf(f->msg, sizeof f->msg, "%.1024s:%d: instruction budget of %lld exceeded",
+                     plain_source(f->fnsrc, "?"), f->fnline, (long long)f->budget_shown);
+            f->tripped = TRIP_BUDGET;
+        }
+        lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+    }
+    lua_pushstring(L, f->msg);
+    lua_error(L);
+}
+
+/* sandbox.tripped() -> true while the running call has used up its budget
+ * or memory (a message handler of the rule's xpcall must then not run). */
+static int sb_tripped(lua_State *L)
+{
+    sb_frame *f = current_frame(L);
+    lua_pushboolean(L, f != NULL && f->tripped);
+    return 1;
+}
+
+/* sandbox.charge(n): charge n instructions of work to the running call. */
+static int sb_charge(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0, 1, "must be 0 or positive");
+    giro_sandbox_charge(L, n);
+    return 0;
+}
+
+/* sandbox.lua_string() -> Lua's own find, match, gmatch and gsub (those of
+ * strbound.c replaced them), for the spec that compares the two. */
+static int sb_lua_string(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "giro.lua_string");
+    return 1;
+}
+
+/* The message handler of sandbox.xpcall: the rule's handler (upvalue 1),
+ * except once the running call is over its limits: then the limit's message
+ * passes unchanged.  Lua runs a message handler inside the hook that raised
+ * the error, where no hook fires, so a rule's handler that loops would
+ * otherwise run unbounded. */
+static int xp_msgh(lua_State *L)
+{
+    sb_frame *f = current_frame(L);
+    if (f != NULL && f->tripped) {
+        lua_pushstring(L, f->msg);
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* sandbox.xpcall(f, handler, ...): xpcall for rules (see xp_msgh). */
+static int sb_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, xp_msgh, 1);
+    lua_replace(L, 2);                  /* [f, msgh, args...] */
+    lua_pushvalue(L, 1);
+    lua_insert(L, 3);                   /* [f, msgh, f, args...] */
+    int status = lua_pcall(L, n - 2, LUA_MULTRET, 2);
+    lua_pushboolean(L, status == LUA_OK);
+    if (status != LUA_OK) {
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_insert(L, 3);
     return lua_gettop(L) - 2;
 }
 
 static int sb_call(lua_State *L)
 {
     int n = run_limited(L);
+    if (n == -2)
+        lua_pop(L, 1);
     if (n < 0)
         return lua_error(L);
     return n;
@@ -244,11 +440,11 @@ static int sb_pcall(lua_State *L)
     int n = run_limited(L);
     if (n < 0) {
         lua_pushboolean(L, 0);
-        lua_insert(L, -2);
-        return 2;
+        lua_insert(L, n - 1);           /* false, error[, where] */
+        return 1 - n;
     }
     lua_pushboolean(L, 1);
-    lua_insert(L, 3);
+    lua_insert(L, 4);
     return n + 1;
 }
 
@@ -267,6 +463,10 @@ static const luaL_Reg sandbox_funcs[] = {
     { "call",   sb_call },
     { "pcall",  sb_pcall },
     { "memory", sb_memory },
+    { "tripped", sb_tripped },
+    { "charge", sb_charge },
+    { "xpcall", sb_xpcall },
+    { "lua_string", sb_lua_string },
     { NULL, NULL }
 };
 

@@ -147,7 +147,7 @@ return { messages = { ["return"] = {
     local b2, err2 = pay.bank({ name = "bad", messages = { payment = {
       fields = { { "A", "N" }, { "M", "mac" } }, mac = { field = "M", fields = { "B" } } } } })
     assert.is_nil(b2)
-    assert.matches("MAC input B is not one of the message's fields", err2, 1, true)
+    assert.matches("MAC input 'B' is not one of the message's fields", err2, 1, true)
   end)
 
   it("strict hex case when the recipe does not allow any case", function()

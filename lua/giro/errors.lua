@@ -66,4 +66,16 @@ function errors.quote(v, max)
   return string.format("%q… (%d bytes)", s:sub(1, cut), #s)
 end
 
+--- Text cut to at most `max` (default 400) bytes, never in the middle of a UTF-8 sequence,
+-- with "… (N bytes)" when it was longer: for error texts that come from outside (a rule's
+-- error message, a library's reason) and may be of any size.
+function errors.clip(v, max)
+  max = max or 400
+  local s = tostring(v)
+  if #s <= max then return s end
+  local cut = max
+  while cut > 0 and (s:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
+  return string.format("%s… (%d bytes)", s:sub(1, cut), #s)
+end
+
 return errors

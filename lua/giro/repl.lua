@@ -260,14 +260,21 @@ function Session:locate(arg)
 end
 
 --- :load FILE — a rule file (sandboxed) bound to a variable named after it; a file that does
--- not return a table is run as a script in the session instead.
+-- not return a table is run as a script in the session instead.  The file is loaded as its
+-- command would (giro.rulecheck: a biller rule with what `process` grants) and checked (a bank
+-- definition compiled fully, a biller rule held to its contract): a failed check is reported
+-- as a warning, the table is still bound so that it can be looked at.
 function Session:load_file(arg)
   local path = self:locate(arg)
-  local t, err = self.rules:load(path)
+  local t, err, problem = require("giro.rulecheck").load(path, { rules = self.rules, lenient = true })
   if t then
     local name = varname(path)
     self.env[name] = t
     self:out("loaded rule file ", path, " as ", name, " (", summary(t), ")")
+    if problem then   -- a warning: on stderr, but not an error of the session (exit status)
+      self:err("warning: as a ", err, " rule it fails: ", problem)
+      self.errors = self.errors - 1
+    end
     return true
   end
   if type(err) == "string" and err:find(": a rule file must return a table", 1, true) then

@@ -13,6 +13,7 @@
 -- code reaches the engine unwrapped (metamethods included: see make_setmetatable).
 -- See docs/rules.md for the full contract.
 local sandbox = require("giro.sandbox")
+local errors = require("giro.errors")
 local hash = require("giro.hash")
 local lfs = require("lfs")
 
@@ -21,6 +22,8 @@ local M = {}
 M.DEFAULT_GRANTS = { "giro.hash", "giro.ref", "giro.checkdigit" }
 M.DEFAULT_BUDGET = 10000000          -- instructions per call
 M.DEFAULT_MEMORY = 64 * 1024 * 1024  -- bytes of growth per call
+M.OUTPUT_CAP = 64 * 1024             -- bytes a rule file's print may write in all
+M.ERROR_CAP = 400                    -- bytes of a rule's error text kept in messages
 
 local KINDS = { bank = "banks", biller = "billers" }
 
@@ -124,7 +127,7 @@ end
 
 local BASE = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-  pcall = pcall, xpcall = xpcall, select = select, tonumber = tonumber,
+  pcall = pcall, xpcall = sandbox.xpcall, select = select, tonumber = tonumber,
   tostring = tostring, type = type, rawequal = rawequal, rawget = safe_rawget,
   rawlen = rawlen, rawset = safe_rawset, getmetatable = safe_getmetatable,
   _VERSION = _VERSION,
@@ -197,20 +200,46 @@ local function wrap_results(o, ...)
   return table.unpack(t, 1, n)
 end
 
--- The error a rule raised, as the engine may hold it: strings as they are, a
--- plain table mirrored, anything else turned into text by tostring under the
--- rule's limits (an error object's __tostring is rule code too).
-local function settle_error(o, e)
-  if type(e) == "string" then return e end
-  if type(e) == "table" and real_getmetatable(e) == nil then return mirror(e, o, {}) end
+-- "FILE:LINE" where a rule raised a table that the engine holds (its mirror)
+local error_where = real_setmetatable({}, { __mode = "k" })
+
+-- The error a rule raised, as the engine may hold it: strings cut to ERROR_CAP
+-- bytes, a plain table mirrored (where it was raised kept for M.error_text),
+-- anything else turned into text by tostring under the rule's limits (an error
+-- object's __tostring is rule code too), cut the same way.
+local function settle_error(o, e, at)
+  if type(e) == "string" then return errors.clip(e, M.ERROR_CAP) end
+  if type(e) == "table" and real_getmetatable(e) == nil then
+    local m = mirror(e, o, {})
+    error_where[m] = at
+    return m
+  end
   local ok, s = sandbox.pcall(o.budget, o.memory, tostring, e)
-  if ok and type(s) == "string" then return s end
-  return "error object is a " .. type(e) .. " value"
+  if ok and type(s) == "string" then return errors.clip(s, M.ERROR_CAP) end
+  return (at and at .. ": " or "") .. "error object is a " .. type(e) .. " value"
 end
 
 local function settle(o, ok, ...)
   if ok then return wrap_results(o, ...) end
-  error(settle_error(o, (...)), 0)
+  local e, at = ...
+  error(settle_error(o, e, at), 0)
+end
+
+--- An error a rule function raised, as text for a message: a string as it is (already cut
+-- to ERROR_CAP bytes), a table as "FILE:LINE: error object is a table value" with its
+-- `message` or `reason` field when it has one.
+function M.error_text(e)
+  if type(e) == "string" then return e end
+  if type(e) == "table" then
+    local at = error_where[e]
+    local text = (at and at .. ": " or "") .. "error object is a table value"
+    local detail = rawget(e, "message") or rawget(e, "reason")
+    if type(detail) == "string" or type(detail) == "number" then
+      text = text .. " (" .. errors.clip(detail, 200) .. ")"
+    end
+    return text
+  end
+  return errors.clip(tostring(e), M.ERROR_CAP)
 end
 
 -- Call a rule function under o's limits; what comes back is safe for the engine.
@@ -414,10 +443,20 @@ function Rules:env(ctx)
   local extras = o.env or {}
   local name = o.name or basename(ctx.path)
   local own = {}
+  local written = 0   -- bytes print has written for this file: capped at OUTPUT_CAP
   own.print = function(...)
+    if written >= M.OUTPUT_CAP then return end
     local parts = {}
     for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-    stderr:write(name, ": ", table.concat(parts, "\t"), "\n")
+    local line = name .. ": " .. table.concat(parts, "\t")
+    if written + #line + 1 > M.OUTPUT_CAP then
+      line = errors.clip(line, math.max(0, M.OUTPUT_CAP - written))
+        .. string.format(" [output of %s cut: rules may print %d bytes]", name, M.OUTPUT_CAP)
+      written = M.OUTPUT_CAP
+    else
+      written = written + #line + 1
+    end
+    stderr:write(line, "\n")
   end
   own.load = function(chunk, chunkname, mode, lenv)
     if mode ~= nil and mode ~= "t" then
@@ -504,10 +543,10 @@ function Rules:build(path, o)
   local ctx = { path = path, o = o, deps = { [path] = digest(src) } }
   local chunk, lerr = real_load(src, "@" .. path, "t", self:env(ctx))
   if not chunk then return nil, full_path_message(path, lerr) end
-  local ok, res = sandbox.pcall(o.budget, o.memory, chunk)
+  local ok, res, at = sandbox.pcall(o.budget, o.memory, chunk)
   if not ok then
-    if type(res) ~= "string" then res = path .. ": error object is a " .. type(res) .. " value" end
-    return nil, full_path_message(path, res)
+    if type(res) ~= "string" then res = (at or path) .. ": error object is a " .. type(res) .. " value" end
+    return nil, full_path_message(path, errors.clip(res, M.ERROR_CAP))
   end
   if type(res) ~= "table" then
     return nil, path .. ": a rule file must return a table (it returned " .. type(res) .. ")"
@@ -562,6 +601,128 @@ function Rules:reload()
   self.reloading = false
   if not ok then error(perr, 0) end
   return reloaded, errors
+end
+
+---------------------------------------------------------------------------
+-- Checking the keys of a rule's tables
+
+-- Edit distance of two short strings (insertions, deletions, substitutions and swaps of two
+-- neighbours: "hlod" is one edit from "hold").
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+--- The allowed name nearest to `key` when it is close enough to be a typo, else nil.
+function M.suggest(key, allowed)
+  if type(key) ~= "string" then return nil end
+  local best, bd
+  for _, a in ipairs(allowed) do
+    local d = distance(key:lower(), a:lower())
+    if d <= math.max(1, math.min(3, #a // 3)) and (not bd or d < bd) then best, bd = a, d end
+  end
+  return best
+end
+
+--- The first line of the file at path where `key` is written as a table key (`key =` or
+-- `["key"] =`), or nil: rule tables do not remember where they were written.
+function M.line_of(path, key)
+  if type(key) ~= "string" then return nil end
+  local src = read_file(path)
+  if not src then return nil end
+  local n = 1
+  for line in (src .. "\n"):gmatch("([^\n]*)\n") do
+    local plain = line:gsub("%-%-.*$", "")
+    local at = 1
+    while true do
+      local s, e = plain:find(key, at, true)
+      if not s then break end
+      local before, after = plain:sub(1, s - 1), plain:sub(e + 1)
+      if (not before:find("[%w_]$") and after:find("^%s*=[^=]") ~= nil)
+        or (before:find("%[%s*[\"']$") and after:find("^[\"']%s*%]%s*=")) then
+        return n
+      end
+      at = e + 1
+    end
+    n = n + 1
+  end
+  return nil
+end
+
+--- The first line of the file at path holding `token` as a string literal ("token" or
+-- 'token'), or nil.
+function M.line_of_string(path, token)
+  if type(token) ~= "string" or token == "" then return nil end
+  local src = read_file(path)
+  if not src then return nil end
+  local n = 1
+  for line in (src .. "\n"):gmatch("([^\n]*)\n") do
+    if line:find('"' .. token .. '"', 1, true) or line:find("'" .. token .. "'", 1, true) then return n end
+    n = n + 1
+  end
+  return nil
+end
+
+--- A message about the file at path given the line it is about, when it has none: the line
+-- of the value it quotes ('sha999'), else of the field it names ("field SUMMA").
+-- "PATH: msg" becomes "PATH:LINE: msg"; a message that has a line is left as it is.
+function M.add_line(path, msg)
+  if type(msg) ~= "string" then return msg end
+  local rest = msg:sub(1, #path + 2) == path .. ": " and msg:sub(#path + 3) or nil
+  if not rest then
+    if msg:sub(1, #path + 1) == path .. ":" then return msg end   -- has a line already
+    rest = msg
+  end
+  local line
+  for q in rest:gmatch("'([^']+)'") do line = line or M.line_of_string(path, q) end
+  if not line then
+    local fname = rest:match("field ([%w_%-]+)")
+    line = fname and M.line_of_string(path, fname)
+  end
+  return path .. ":" .. (line and (line .. ": ") or " ") .. rest
+end
+
+--- Refuse keys of table t that are not in `allowed` (a list): nil, "PATH:LINE: unknown key
+-- 'requird' in WHAT (did you mean 'required'? allowed: ...)", or true.  Integer keys are
+-- allowed when opts.list is true; without a path the message starts at "unknown key".
+local allowed_sets = real_setmetatable({}, { __mode = "k" })   -- allowed list -> set
+
+function M.check_keys(path, t, allowed, what, opts)
+  local ok = allowed_sets[allowed]
+  if not ok then
+    ok = {}
+    for _, a in ipairs(allowed) do ok[a] = true end
+    allowed_sets[allowed] = ok
+  end
+  local list = opts and opts.list
+  local bad
+  for k in next, t do
+    if not ok[k] and not (list and math.type(k) == "integer") then
+      bad = bad or {}
+      bad[#bad + 1] = k
+    end
+  end
+  if not bad then return true end
+  table.sort(bad, function(a, b) return tostring(a) < tostring(b) end)
+  local k = bad[1]
+  local line = path and M.line_of(path, k)
+  local hint = M.suggest(k, allowed)
+  local at = path and (path .. ":" .. (line and (line .. ":") or "") .. " ") or ""
+  return nil, string.format("%sunknown key %s in %s (%sallowed: %s)", at,
+    type(k) == "string" and ("'" .. errors.clip(k, 60) .. "'") or ("[" .. tostring(k) .. "]"), what,
+    hint and ("did you mean '" .. hint .. "'? ") or "", table.concat(allowed, ", "))
 end
 
 ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 -- Parts of one letter (initials) never count as a match on their own.
 -- Values are UTF-8 strings (the request reader decodes ISO-8859-1; the customer CSV is UTF-8).
 local names = {}
+local errors = require("giro.errors")
 
 -- Lower case for Latin-1 and Latin Extended-A (Nordic and Sami letters).
 local function lower_cp(cp)
@@ -119,6 +120,8 @@ local function shared(a, b)
 end
 
 local function join(t) return table.concat(t, " ") end
+-- a name as a message quotes it: a short prefix and the length of a long one
+local function q(s) return errors.quote(s, 60) end
 
 --- Does the request's FirstName or LastName match the customer?
 -- request: { FirstName=, LastName= }; customer: { first_name=, last_name= }.
@@ -142,23 +145,23 @@ function names.match(request, customer, level)
   end
   local rf, rl, cf, cl = split(rfs), split(rls), split(cfs), split(cls)
   local hit = shared(rf, cf)
-  if hit then return true, string.format("first name %q is one of the customer's given names %q", hit, join(cf)) end
+  if hit then return true, string.format("first name %s is one of the customer's given names %s", q(hit), q(join(cf))) end
   if #rl > 0 and join(rl) == join(cl) then
-    return true, string.format("last name %q equals the customer's", join(rl))
+    return true, string.format("last name %s equals the customer's", q(join(rl)))
   end
   if level ~= "strict" then
     hit = shared(rl, cl)
-    if hit then return true, string.format("last name part %q is part of the customer's last name %q", hit, join(cl)) end
+    if hit then return true, string.format("last name part %s is part of the customer's last name %s", q(hit), q(join(cl))) end
   end
   if level == "loose" then
     local all_r, all_c = {}, {}
     table.move(rf, 1, #rf, 1, all_r) table.move(rl, 1, #rl, #all_r + 1, all_r)
     table.move(cf, 1, #cf, 1, all_c) table.move(cl, 1, #cl, #all_c + 1, all_c)
     hit = shared(all_r, all_c)
-    if hit then return true, string.format("name part %q occurs in the customer's name", hit) end
+    if hit then return true, string.format("name part %s occurs in the customer's name", q(hit)) end
   end
-  return false, string.format("neither first name %q nor last name %q matches the customer's %q / %q (%s)",
-    join(rf), join(rl), join(cf), join(cl), level)
+  return false, string.format("neither first name %s nor last name %s matches the customer's %s / %s (%s)",
+    q(join(rf)), q(join(rl)), q(join(cf)), q(join(cl)), level)
 end
 
 return names

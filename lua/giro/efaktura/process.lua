@@ -22,6 +22,7 @@
 --  writes the identical response from them.
 local hash = require("giro.hash")
 local cjson = require("cjson")
+local errors = require("giro.errors")
 local request_reader = require("giro.efaktura.request")
 local response = require("giro.efaktura.response")
 local register = require("giro.efaktura.register")
@@ -84,13 +85,16 @@ end
 
 local function warn(s, line, fmt, ...)
   s.warnings_count = s.warnings_count + 1
-  if #s.warnings < 100 then s.warnings[#s.warnings + 1] = { line = line, message = string.format(fmt, ...) } end
+  if #s.warnings < 100 then
+    s.warnings[#s.warnings + 1] = { line = line, message = errors.clip(string.format(fmt, ...), 1000) }
+  end
 end
 
 local function skip(s, rec, problem)
   s.skipped = s.skipped + 1
   if #s.skipped_records < 100 then
-    s.skipped_records[#s.skipped_records + 1] = { line = rec.line, problem = problem }
+    -- problems quote values short (errors.quote); the clip only guards the register's summary
+    s.skipped_records[#s.skipped_records + 1] = { line = rec.line, problem = errors.clip(problem, 1000) }
   end
 end
 
@@ -184,6 +188,7 @@ end
 function process.run(opts)
   local reg, b = opts.reg, opts.biller
   local name = opts.name or opts.request
+  b.request_name = name     -- rule errors name the record: NAME:LINE
   local digest, derr = process.digest(opts.request)
   if not digest then return nil, derr, "env" end
   local done = reg:file_by_digest(digest)
@@ -241,9 +246,9 @@ function process.run(opts)
       local row = rows[rec.key]
       local n
       if rec.kind == "add" or rec.kind == "change" then
-        n = b:customer_number(rec.fields)
+        n = b:customer_number(rec.fields, rec.line)
       elseif rec.kind:sub(1, 8) == "receipt-" and (not row or row.customer == nil) then
-        local ok, v = pcall(b.customer_number, b, rec.fields)
+        local ok, v = pcall(b.customer_number, b, rec.fields, rec.line)
         if ok then n = v else rec.lookup_error = tostring(v) end
       end
       if n then
@@ -290,7 +295,7 @@ function process.run(opts)
       if not b:serves(f.ThorContentProviderId) then
         -- a record for another biller: not ours to answer or to register
         skip(summary, rec, string.format("ThorContentProviderId %s is not served by %s (it serves %s)",
-          f.ThorContentProviderId, b.path, b:ids_text()))
+          errors.quote(f.ThorContentProviderId), b.path, b:ids_text()))
       elseif kind == "add" or kind == "change" then
         local fp = fingerprint(rec)
         if row and before == "held" then
@@ -380,11 +385,11 @@ function process.run(opts)
           row = new_row(rec)
           row.element = "Change"
           warn(summary, rec.line, "receipt %s for an agreement not in the register (account %s): recorded as %s, %s",
-            st, f.BillerAccountNumber, after, customer and ("customer " .. tostring(customer.account_number))
+            st, errors.quote(f.BillerAccountNumber), after, customer and ("customer " .. tostring(customer.account_number))
               or "no customer found (attach one: giro efaktura decide --db DB ID accept --customer N)")
         elseif st == "A" and before == "answered" and row.answer == "N" then
           warn(summary, rec.line, "receipt A for an agreement this biller rejected (account %s): Nets has it active",
-            f.BillerAccountNumber)
+            errors.quote(f.BillerAccountNumber))
         end
         if customer and row.customer == nil then row.customer = tostring(customer.account_number) end
         row.status, row.updated_at, row.line, row.file_id = after, now, rec.line, file_id

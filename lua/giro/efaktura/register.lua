@@ -267,13 +267,13 @@ function Reg:import_customers(path, opts)
       if acct == "" then
         bad(line, "account_number is empty")
       elseif utf8.len(acct) > 32 then
-        bad(line, "account_number %q is longer than 32 characters", acct)
+        bad(line, "account_number %s is longer than 32 characters", errors.quote(acct))
       elseif seen[acct] then
-        bad(line, "account_number %q again (first at line %d)", acct, seen[acct])
+        bad(line, "account_number %s again (first at line %d)", errors.quote(acct), seen[acct])
       elseif first == "" and last == "" then
-        bad(line, "customer %q has neither first_name nor last_name", acct)
+        bad(line, "customer %s has neither first_name nor last_name", errors.quote(acct))
       elseif ef ~= "yes" and ef ~= "no" then
-        bad(line, "efaktura is %q; expected yes or no", f[col.efaktura])
+        bad(line, "efaktura is %s; expected yes or no", errors.quote(f[col.efaktura]))
       else
         seen[acct] = line
         local extra = {}

@@ -23,6 +23,7 @@
 -- request DTD (all three in both).  Values are UTF-8 (the file's ISO-8859-1 is decoded
 -- by giro.xml); CDATA content is taken byte for byte.
 local xml = require("giro.xml")
+local errors = require("giro.errors")
 
 local request = {}
 
@@ -75,7 +76,7 @@ function Reader:event()
     return "eof"
   end
   if ev == "text" or ev == "cdata" then
-    return self:fail("unexpected text %q outside the record leaves", self.r:value():sub(1, 40))
+    return self:fail("unexpected text %s outside the record leaves", errors.quote(self.r:value()))
   end
   return ev, self.r:name()
 end
@@ -141,7 +142,7 @@ function request.open(path, opts)
     if not spn then
       ok, err = nil, string.format("%s:%d: <FromInfo> lacks <ServiceProviderName> (expected THOR, 8080 or Thor)", name, from_line)
     elseif not request.SERVICE_PROVIDER_NAMES[spn] then
-      ok, err = nil, string.format("%s:%d: ServiceProviderName %q: expected THOR, 8080 or Thor (the sender, Nets)", name, from_line, spn)
+      ok, err = nil, string.format("%s:%d: ServiceProviderName %s: expected THOR, 8080 or Thor (the sender, Nets)", name, from_line, errors.quote(spn))
     end
   end
   if ok then
@@ -149,7 +150,7 @@ function request.open(path, opts)
     if not id or not sid then
       ok, err = nil, string.format("%s:%d: <ToInfo> needs <ServiceProviderID> and <ServiceID>", name, to_line)
     elseif utf8.len(trim(id)) ~= 14 then
-      ok, err = nil, string.format("%s:%d: ServiceProviderID %q: expected 14 characters such as NOR123456789-1", name, to_line, id)
+      ok, err = nil, string.format("%s:%d: ServiceProviderID %s: expected 14 characters such as NOR123456789-1", name, to_line, errors.quote(id))
     elseif trim(sid) == "" then
       ok, err = nil, string.format("%s:%d: ServiceID is empty (expected 1)", name, to_line)
     else
@@ -193,15 +194,15 @@ local function record_problem(f, lines, element, count, status)
   if n > 32 then return string.format("BillerAccountNumber has %d characters (at most 32)", n) end
   local cp = f.ThorContentProviderId
   if utf8.len(trim(cp)) ~= 14 then
-    return string.format("ThorContentProviderId %q: expected 14 characters such as NOR123456789-1", cp)
+    return string.format("ThorContentProviderId %s: expected 14 characters such as NOR123456789-1", errors.quote(cp))
   end
   local uid = f.ThorUserId
   n = utf8.len(trim(uid)) or #uid
   if n == 0 then return "ThorUserId is empty" end
   if (utf8.len(uid) or #uid) > 35 then return string.format("ThorUserId has %d characters (at most 35)", utf8.len(uid)) end
   if not KIND[element][status] then
-    return string.format("<%s> with BillerEnrollmentStatus %q is not a message of the spec (expected %s)",
-      element, status, element == "EnrollmentAdd" and "P" or element == "EnrollmentDelete" and "D" or "P, A, N or D")
+    return string.format("<%s> with BillerEnrollmentStatus %s is not a message of the spec (expected %s)",
+      element, errors.quote(status), element == "EnrollmentAdd" and "P" or element == "EnrollmentDelete" and "D" or "P, A, N or D")
   end
   return nil
 end

@@ -33,6 +33,24 @@ end
 
 local engine = {}
 
+-- The keys a definition may use (docs/banks.md); anything else is refused with a suggestion,
+-- so that `requird = true` cannot silently make a field optional.
+engine.BANK_KEYS = { "name", "title", "charset", "endpoints", "messages", "protocol" }
+engine.MESSAGE_KEYS = { "kind", "endpoint", "method", "answer", "version", "version_field", "versions",
+  "default_version", "fields", "mac", "one_of", "codes", "validate", "describe" }
+engine.FIELD_KEYS = { "format", "max", "min", "required", "value", "default", "values", "versions",
+  "forbid", "lines", "width", "layout", "not_past", "blanks", "min_cents", "kind", "case", "any_case", "hexlen" }
+engine.MAC_KEYS = { "field", "fields", "alg", "key", "sep", "trailing", "case", "any_case", "absent",
+  "blanks", "key_length", "key_min", "versions" }
+engine.CODES_KEYS = { "field", "values" }
+
+-- nil, message for the first unknown key of t (path and line when the bank has a path)
+local function check_keys(bank, t, allowed, what, list)
+  local ok, err = require("giro.rules").check_keys(bank.path, t, allowed, what, { list = list })
+  if ok then return true end
+  return nil, err
+end
+
 local HEXLEN = { md5 = 32, sha1 = 40, sha256 = 64, sha512 = 128 }
 local NO_OPTS = {}
 
@@ -96,12 +114,12 @@ local function compile_mac(r, where, index, k_of)
   local gi = index[r.field]
   m.mac_k = gi and k_of[gi]
   if not m.mac_k then
-    return nil, where .. ": MAC field " .. r.field .. " is not one of the message's fields"
+    return nil, where .. ": MAC field '" .. tostring(r.field) .. "' is not one of the message's fields"
   end
   for j, name in ipairs(r.fields) do
     local k = index[name] and k_of[index[name]]
     if not k then
-      return nil, where .. ": MAC input " .. tostring(name) .. " is not one of the message's fields"
+      return nil, where .. ": MAC input '" .. tostring(name) .. "' is not one of the message's fields"
     end
     m.ks[j], m.names[j] = k, name
   end
@@ -282,8 +300,47 @@ local function compile_plan(bank, mname, msg, version, fields, index, cs)
   return plan
 end
 
+local function check_message_keys(bank, mname, msg)
+  local where = bank.name .. " " .. mname
+  local ok, err = check_keys(bank, msg, engine.MESSAGE_KEYS, "message " .. where)
+  if not ok then return nil, err end
+  if type(msg.fields) == "table" then
+    for i, f in ipairs(msg.fields) do
+      if type(f) == "table" then
+        ok, err = check_keys(bank, f, engine.FIELD_KEYS, where .. " field " .. tostring(f[1] or i), true)
+        if not ok then return nil, err end
+        for k in next, f do
+          if math.type(k) == "integer" and k > 2 then
+            return nil, string.format("%s: field %s: only { NAME, FORMAT, key = value... } (a third value [%d])",
+              where, tostring(f[1] or i), k)
+          end
+        end
+      end
+    end
+  end
+  if type(msg.mac) == "table" then
+    ok, err = check_keys(bank, msg.mac, engine.MAC_KEYS, where .. " mac")
+    if not ok then return nil, err end
+    if type(msg.mac.versions) == "table" then
+      for v, over in pairs(msg.mac.versions) do
+        if type(over) == "table" then
+          ok, err = check_keys(bank, over, engine.MAC_KEYS, where .. " mac.versions[" .. tostring(v) .. "]")
+          if not ok then return nil, err end
+        end
+      end
+    end
+  end
+  if type(msg.codes) == "table" then
+    ok, err = check_keys(bank, msg.codes, engine.CODES_KEYS, where .. " codes")
+    if not ok then return nil, err end
+  end
+  return true
+end
+
 local function compile_message(bank, mname, msg, cs)
   local where = bank.name .. " " .. mname
+  local kok, kerr = check_message_keys(bank, mname, msg)
+  if not kok then return nil, kerr end
   if type(msg.fields) ~= "table" or #msg.fields == 0 then return nil, where .. ": no fields" end
   local c = setmetatable({ bank = bank, name = mname, def = msg, kind = msg.kind or "request",
                            fields = {}, index = {}, index_ci = {}, plans = {}, versions = {} }, Message)
@@ -341,13 +398,17 @@ function engine.message(bank, mname)
   return c
 end
 
---- Compile a definition table.  Returns the compiled bank or nil, message.  With opts.lazy each
+--- Compile a definition table.  Returns the compiled bank or nil, message.  opts.path: the file
+-- it came from (messages about unknown keys then name its file and line).  With opts.lazy each
 -- message is compiled when engine.message first asks for it (a command that builds one message
 -- does not pay for the others; their errors show when they are used, or in `giro pay banks`).
 function engine.compile(def, name, opts)
   if type(def) ~= "table" then return nil, "a bank definition must be a table" end
   local bank = { name = def.name or name or "bank", title = def.title or def.name or name,
-                 def = def, endpoints = def.endpoints or {}, messages = {}, order = {} }
+                 def = def, endpoints = def.endpoints or {}, messages = {}, order = {},
+                 path = opts and opts.path }
+  local kok, kerr = check_keys(bank, def, engine.BANK_KEYS, "the bank definition")
+  if not kok then return nil, kerr end
   local cs, err = charset.get(def.charset or "ISO-8859-1")
   if not cs then return nil, bank.name .. ": " .. err end
   bank.charset = cs.name
@@ -383,8 +444,8 @@ local function input_error(c, plan, input, otherwise)
     local gi = c.index[name]
     if not gi then
       local ci = c.index_ci[upper(name)]
-      if ci then return "unknown field " .. name .. " (did you mean " .. c.fields[ci][1] .. "?)" end
-      return "unknown field " .. name .. " for " .. c.bank.name .. " " .. c.name
+      if ci then return "unknown field " .. formats.cut(name) .. " (did you mean " .. c.fields[ci][1] .. "?)" end
+      return "unknown field " .. formats.cut(name) .. " for " .. c.bank.name .. " " .. c.name
     end
     if not plan.active[gi] then
       return name .. ": not used in version " .. tostring(plan.version)
@@ -396,9 +457,16 @@ end
 local last_today_in, last_today  -- one-entry cache of the parsed opts.today
 
 -- A definition's hook (sandboxed by giro.rules when it comes from a file): its error is a reason.
+-- A rule's texts reach messages cut short (a 30 MB reason is not printed whole), and a table
+-- raised as an error is named by the file and line that raised it.
+local function rule_text(e) return require("giro.rules").error_text(e) end
+local function hook_reason(why)
+  return require("giro.errors").clip(tostring(why or "rejected by the definition's validate hook"), 400)
+end
+
 local function run_hook(hook, fields, version)
   local ok, res, why = pcall(hook, fields, version)
-  if not ok then return nil, "the definition's validate hook failed: " .. tostring(res) end
+  if not ok then return nil, "the definition's validate hook failed: " .. rule_text(res) end
   return res, why
 end
 
@@ -422,7 +490,7 @@ local function build_value(plan, k, v, today)
   local b, err = plan.norm[k](v, today)
   if not b then return nil, name .. ": " .. err end
   local fx = plan.fixed[k]
-  if fx and b ~= fx then return nil, name .. ": must be " .. fx .. ", got " .. v end
+  if fx and b ~= fx then return nil, name .. ": must be " .. fx .. ", got " .. formats.cut(v) end
   return b
 end
 
@@ -497,7 +565,7 @@ function Message:build(input, opts)
   local hook = self.def.validate
   if hook then
     local ok, why = run_hook(hook, self:_map(plan, vals), plan.version)
-    if not ok then return nil, tostring(why or "rejected by the definition's validate hook") end
+    if not ok then return nil, hook_reason(why) end
   end
   local mac
   if m then
@@ -714,7 +782,7 @@ function Message:verify(input, opts)
       if b == nil then return nil, "missing field " .. names[k] end
       local fx = plan.fixed[k]
       if fx and b ~= fx then
-        return nil, format("%s: expected '%s', got '%s'", names[k], fx, shown(cs, b))
+        return nil, format("%s: expected '%s', got '%s'", names[k], fx, formats.cut(shown(cs, b)))
       end
       if not fx then
         local d, err = check[k](b)
@@ -778,7 +846,7 @@ function Message:verify(input, opts)
   local hook = self.def.validate
   if hook then
     local ok, why = run_hook(hook, out, plan.version)
-    if not ok then return nil, tostring(why or "rejected by the definition's validate hook") end
+    if not ok then return nil, hook_reason(why) end
   end
   local res = { bank = self.bank.name, message = self.name, version = plan.version, fields = out,
                 order = names, extra = extra }
@@ -787,7 +855,7 @@ function Message:verify(input, opts)
     local code = out[codes.field]
     local meaning = code and codes.values[code]
     if code and not meaning then
-      return nil, codes.field .. ": unknown code '" .. shown(cs, code) .. "'"
+      return nil, codes.field .. ": unknown code '" .. formats.cut(shown(cs, code)) .. "'"
     end
     res.code = code
     if type(meaning) == "table" then
@@ -799,8 +867,13 @@ function Message:verify(input, opts)
   local describe = self.def.describe
   if describe then
     local ok, notes = pcall(describe, out, plan.version)
-    if not ok then return nil, "the definition's describe hook failed: " .. tostring(notes) end
-    if type(notes) == "table" and #notes > 0 then res.notes = notes end
+    if not ok then return nil, "the definition's describe hook failed: " .. rule_text(notes) end
+    if type(notes) == "table" and #notes > 0 then
+      -- notes are printed: at most 20, each a short text
+      local clip, kept = require("giro.errors").clip, {}
+      for i = 1, math.min(#notes, 20) do kept[i] = clip(tostring(notes[i]), 400) end
+      res.notes = kept
+    end
   end
   if opts.expect then
     local ok, why = self:_expect(plan, map, opts.expect)
@@ -815,7 +888,7 @@ function Message:_expect(plan, map, expect)
   table.sort(names)
   for _, name in ipairs(names) do
     local gi = self.index[name] or self.index_ci[upper(name)]
-    if not gi then return nil, "expect: unknown field " .. name end
+    if not gi then return nil, "expect: unknown field " .. formats.cut(name) end
     local k = plan.k_of[gi]
     local want = tostring(expect[name])
     local got = k and map[plan.names[k]]

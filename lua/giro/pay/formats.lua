@@ -61,6 +61,11 @@ local function length_rule(spec, default_max)
   return min, max
 end
 
+--- A value as an error message shows it: whole when short, else a prefix and its length (a
+-- hostile query string may carry megabytes in one field).
+local function cut(v) return require("giro.errors").clip(v, 60) end
+formats.cut = cut
+
 local function too_long(n, max) return "at most " .. max .. " characters, got " .. n end
 
 -- the fast path F with `key = value` added (a copy; F may be shared between build and verify)
@@ -119,7 +124,7 @@ local function one_class(shape, what)
     local shown = ctx.cs.to_display
     local function check(b)
       if not find(b, full) then
-        return nil, b == "" and "must not be empty" or what .. " only, got '" .. shown(b) .. "'"
+        return nil, b == "" and "must not be empty" or what .. " only, got '" .. cut(shown(b)) .. "'"
       end
       local n = #b
       if max and n > max then return nil, "at most " .. max .. " " .. what .. ", got " .. n end
@@ -146,7 +151,7 @@ function formats.amount(spec, ctx)
   local shown = ctx.cs.to_display
   local function check(b)
     if not find(b, "^%d+,%d%d$") then
-      return nil, "expected an amount like 12,50 (decimal comma, two decimals), got '" .. shown(b) .. "'"
+      return nil, "expected an amount like 12,50 (decimal comma, two decimals), got '" .. cut(shown(b)) .. "'"
     end
     if max and #b > max then return nil, too_long(#b, max) end
     return b
@@ -166,7 +171,7 @@ function formats.amount(spec, ctx)
       if find(v, "^%d+$") then
         int, dec = v, "00"
       else
-        return nil, "expected an amount like 12,50 or 12.50 or 12, got '" .. v .. "'"
+        return nil, "expected an amount like 12,50 or 12.50 or 12, got '" .. cut(v) .. "'"
       end
     elseif #dec == 1 then
       dec = dec .. "0"
@@ -224,8 +229,8 @@ function formats.date(spec, ctx)
   local shown = ctx.cs.to_display
   local function check(b)
     local n = value_of(b)
-    if n == nil then return nil, "expected a date " .. layout .. ", got '" .. shown(b) .. "'" end
-    if n == false then return nil, "no such date: " .. b end
+    if n == nil then return nil, "expected a date " .. layout .. ", got '" .. cut(shown(b)) .. "'" end
+    if n == false then return nil, "no such date: " .. cut(b) end
     return b
   end
   local emit = lay.emit
@@ -235,16 +240,16 @@ function formats.date(spec, ctx)
       local y, m, d = match(v, "^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
       if y then
         n = formats.date_value(v)
-        if not n then return nil, "no such date: " .. v end
+        if not n then return nil, "no such date: " .. cut(v) end
         b = emit(n)
       else
-        return nil, "expected a date " .. layout .. ", got '" .. v .. "'"
+        return nil, "expected a date " .. layout .. ", got '" .. cut(v) .. "'"
       end
     elseif n == false then
-      return nil, "no such date: " .. v
+      return nil, "no such date: " .. cut(v)
     end
     if not_past and n < (today or formats.today()) then
-      return nil, "must be today or later, got " .. b
+      return nil, "must be today or later, got " .. cut(b)
     end
     return b
   end
@@ -263,7 +268,7 @@ function formats.ref(spec, ctx)
   local function refcheck(...) return ref().check(...) end
   local function refnormalize(...) return ref().normalize(...) end
   local function check(b)
-    if not find(b, "^%d+$") then return nil, "digits only, got '" .. shown(b) .. "'" end
+    if not find(b, "^%d+$") then return nil, "digits only, got '" .. cut(shown(b)) .. "'" end
     if #b > max then return nil, "at most " .. max .. " digits, got " .. #b end
     local ok, why = refcheck(kind, b)
     if not ok then return nil, "not a valid reference number: " .. tostring(why) end
@@ -300,7 +305,7 @@ function formats.url(spec, ctx)
       return b
     end
     if not find(b, scheme) then
-      return nil, "expected an http:// or https:// URL, got '" .. to_display(b) .. "'"
+      return nil, "expected an http:// or https:// URL, got '" .. cut(to_display(b)) .. "'"
     end
     local why = validate(b)
     if why then return nil, why end
@@ -313,7 +318,7 @@ function formats.url(spec, ctx)
     end
     local b, err = tnorm(v)
     if not b then return nil, err end
-    if not find(b, scheme) then return nil, "expected an http:// or https:// URL, got '" .. v .. "'" end
+    if not find(b, scheme) then return nil, "expected an http:// or https:// URL, got '" .. cut(v) .. "'" end
     return b
   end
   local fast = { shape = "[hH][tT][tT][pP][sS]?://[!-~]+", max = max }
@@ -370,13 +375,13 @@ function formats.compile(spec, ctx)
     norm = function(v, today)
       local b, err = n0(v, today)
       if not b then return nil, err end
-      if not set[b] then return nil, "must be " .. allowed .. ", got '" .. b .. "'" end
+      if not set[b] then return nil, "must be " .. allowed .. ", got '" .. cut(b) .. "'" end
       return b
     end
     check = function(b)
       local d, err = c0(b)
       if not d then return nil, err end
-      if not set[b] then return nil, "must be " .. allowed .. ", got '" .. d .. "'" end
+      if not set[b] then return nil, "must be " .. allowed .. ", got '" .. cut(d) .. "'" end
       return d
     end
   end

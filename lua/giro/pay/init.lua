@@ -20,6 +20,12 @@ Bank.__index = Bank
 
 local cache = {}
 
+-- "PATH:LINE: message" (the line of the value or field it names), unless the message already
+-- starts with the path (a file:line)
+local function at_path(path, msg)
+  return require("giro.rules").add_line(path, msg)
+end
+
 --- A bank by name (rules/banks/NAME.lua on the rule path), by file path, or from a definition
 -- table.  Returns the bank or nil, message.  Loaded files are compiled once per process.
 -- opts.lazy: compile each message on first use (see engine.compile); a later call without it
@@ -37,15 +43,15 @@ function pay.bank(what, opts)
   if not b then
     local def, err = loader.load(path)
     if not def then return nil, err, "env" end
-    local c, cerr = engine.compile(def, path:match("([^/]+)%.lua$"), { lazy = true })
-    if not c then return nil, path .. ": " .. cerr, "env" end
+    local c, cerr = engine.compile(def, path:match("([^/]+)%.lua$"), { lazy = true, path = path })
+    if not c then return nil, at_path(path, cerr), "env" end
     b = setmetatable({ compiled = c, name = c.name, title = c.title, path = path }, Bank)
     cache[path] = b
   end
   if not (opts and opts.lazy) then
     for _, mname in ipairs(b.compiled.order) do
       local m, err = engine.message(b.compiled, mname)
-      if not m then return nil, path .. ": " .. err, "env" end
+      if not m then return nil, at_path(path, err), "env" end
     end
   end
   return b
@@ -66,7 +72,7 @@ function Bank:message(name)
   local m, err = engine.message(self.compiled, name)
   -- a message the definition has but cannot compile is the definition's fault ("env");
   -- one it lacks, the caller's ("usage")
-  if err then return nil, (self.path and (self.path .. ": ") or "") .. err, "env" end
+  if err then return nil, self.path and at_path(self.path, err) or err, "env" end
   if not m then
     return nil, string.format("%s has no message '%s' (it has: %s)", self.name, tostring(name),
       table.concat(self.compiled.order, ", ")), "usage"
