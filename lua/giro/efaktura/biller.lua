@@ -272,10 +272,19 @@ function B:customer_number(request, line)
   return n
 end
 
+-- A plain copy of a customer row for the rule's lookup: what a rule function returns crosses
+-- back as its raw contents (giro.rules drops metatables), so a view would come back empty.
+local function copy(t)
+  if type(t) ~= "table" then return t end
+  local c = {}
+  for k, v in next, t do c[k] = copy(v) end
+  return c
+end
+
 --- The rule's own customer lookup; reg offers customer(number) to it.
 function B:lookup(number, request, reg)
   local f = self.rules.lookup
-  local api = { customer = function(n) return snapshot(reg:customer(n)) end }
+  local api = { customer = function(n) return copy(reg:customer(n)) end }
   local ok, c = pcall(f, number, snapshot(request), api)
   if not ok then rule_error(self, "lookup", c, request) end
   if c ~= nil and type(c) ~= "table" then

@@ -41,7 +41,7 @@ engine.MESSAGE_KEYS = { "kind", "endpoint", "method", "answer", "version", "vers
 engine.FIELD_KEYS = { "format", "max", "min", "required", "value", "default", "values", "versions",
   "forbid", "lines", "width", "layout", "not_past", "blanks", "min_cents", "kind", "case", "any_case", "hexlen" }
 engine.MAC_KEYS = { "field", "fields", "alg", "key", "sep", "trailing", "case", "any_case", "absent",
-  "blanks", "key_length", "key_min", "versions" }
+  "blanks", "key_length", "key_length_documented", "key_min", "versions" }
 engine.CODES_KEYS = { "field", "values" }
 
 -- nil, message for the first unknown key of t (path and line when the bank has a path)
