@@ -108,16 +108,17 @@ function sub.process(argv)
   if #pos ~= 1 then cli.usage("usage: giro efaktura process REQUEST.xml --biller RULES.lua [--db DB] [-o RESPONSE.xml] [--json]") end
   if not opt.biller then cli.usage("--biller RULES.lua is required (e.g. --biller default)") end
   local req = pos[1]
-  local fh = io.open(req, "rb")
-  if not fh then cli.rejected("%s: cannot open the request file", req) end
-  fh:close()
+  local output = require("giro.output")
+  -- refuse an input or output giro must not touch before any work is done
+  cli.check(output.check_input(req, { what = "request file" }))
+  local target = cli.check(output.target(opt.output, { inputs = { req }, what = "response file" }))
   local biller = require("giro.efaktura.biller")
   local b, err = biller.load(opt.biller)
   if not b then cli.env("%s", err) end
   local reg = open_register(opt)
   local process = require("giro.efaktura.process")
   local summary, perr, code = process.run{ request = req, biller = b, reg = reg, output = opt.output,
-                                           strict = opt.strict, name = req }
+                                           target = target, strict = opt.strict, name = req }
   reg:close()
   if not summary then cli.fail(code or 1, "%s", perr) end
   if opt.json then
@@ -233,8 +234,9 @@ function sub.answer(argv)
   local opt, pos = args.parse(argv, { "--db=DB", "-o, --output=FILE", "--json" })
   if #pos ~= 0 then cli.usage("usage: giro efaktura answer --db DB [-o RESPONSE.xml] [--json]") end
   local held = require("giro.efaktura.held")
+  local target = cli.check(require("giro.output").target(opt.output, { what = "response file" }))
   local reg = open_register(opt)
-  local s, err, code = held.answer(reg, { output = opt.output })
+  local s, err, code = held.answer(reg, { output = opt.output, target = target })
   reg:close()
   if not s then cli.fail(code or 3, "%s", err) end
   if opt.json then
