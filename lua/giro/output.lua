@@ -160,6 +160,16 @@ end
 T.__close = T.abort
 T.__gc = T.abort
 
+--- nil, message, "usage" when something exists at path that is not a regular file (links
+-- followed); true otherwise (a missing file is left to the caller's own open and message).
+function output.refuse_special(path, what)
+  local st = fs.stat(path)
+  if st and st.type ~= "file" then
+    return errors.usage("%s %s: the %s must be a regular file", path, REFUSED[st.type] or REFUSED.other, what or "input file")
+  end
+  return true
+end
+
 --- An input path: refused unless it is a regular file (links followed) or "-" where stdin is
 -- allowed; returns the stat or nil, message, kind.  Never opens the file, so a FIFO cannot block.
 function output.check_input(path, opts)
@@ -168,24 +178,30 @@ function output.check_input(path, opts)
   if path == "-" and opts.stdin then return { type = "stdin" } end
   local st, err = fs.stat(path)
   if not st then return errors.env("%s: cannot open the %s: %s", path, what, err) end
+  -- a key that cannot be read is the set-up's problem (env), as a missing one is
+  if st.type == "dir" then return errors.env("cannot read the %s %s (Is a directory)", what, path) end
   if st.type ~= "file" then
-    return errors.usage("%s %s: the %s must be a regular file", path, REFUSED[st.type] or REFUSED.other, what)
+    return errors.env("cannot read the %s %s (it %s; a %s must be a regular file)", what, path,
+      REFUSED[st.type] or REFUSED.other, what)
   end
   return st
 end
 
 --- Read a small file (a key) whole, refusing anything but a regular file of at most cap bytes.
 function output.read_small(path, cap, what)
-  local st, err, kind = output.check_input(path, { what = what })
-  if not st then return nil, err, kind end
+  local st, err = fs.stat(path)
+  if not st then return errors.env("cannot read the %s %s (%s)", what, path, err) end
+  if st.type ~= "file" then
+    return errors.usage("%s %s: the %s must be a regular file", path, REFUSED[st.type] or REFUSED.other, what)
+  end
   if st.size > cap then
     return errors.env("%s: the %s is %d bytes, more than the %d a %s may have", path, what, st.size, cap, what)
   end
   local f, oerr = io.open(path, "rb")
-  if not f then return errors.os(path, "cannot open the " .. what, oerr) end
+  if not f then return errors.env("cannot read the %s %s (%s)", what, path, errors.reason(oerr)) end
   local data, rerr = f:read(cap + 1)
   f:close()
-  if data == nil and rerr then return errors.os(path, "cannot read the " .. what, rerr) end
+  if data == nil and rerr then return errors.env("cannot read the %s %s (%s)", what, path, errors.reason(rerr)) end
   data = data or ""
   if #data > cap then return errors.env("%s: the %s is more than %d bytes", path, what, cap) end
   return data

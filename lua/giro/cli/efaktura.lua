@@ -30,8 +30,8 @@ local M = {
   giro efaktura history --db DB ID [--json]
       Every message and answer for one agreement (the audit trail).
 
-DB is a SQLite file (created when missing; default $GIRO_DB or giro.db) or a
-postgres:// URL.  RULES is a path or a name under rules/billers/ (e.g. default).
+DB is a SQLite file (default $GIRO_DB or giro.db), a postgres:// URL or a libpq
+"host=... dbname=..." string; it must exist (giro customers import creates it).  RULES is a path or a name under rules/billers/ (e.g. default).
 Exit codes: 0 done (also when single records were skipped: see the summary), 1 the file
 was refused (nothing written, register unchanged), 2 usage, 3 environment (database,
 rule file, output).]],
@@ -44,8 +44,8 @@ end
 
 local function open_register(opt)
   local register = require("giro.efaktura.register")
-  local reg, err = register.open(default_db(opt))
-  if not reg then cli.env("%s", err) end
+  local reg, err, kind = register.open(default_db(opt))
+  if not reg then cli.fail_kind(kind, "%s", err) end
   return reg
 end
 
@@ -116,6 +116,13 @@ function sub.process(argv)
   local b, err = biller.load(opt.biller)
   if not b then cli.env("%s", err) end
   local reg = open_register(opt)
+  -- an empty register would reject every request with 01 and mark the file processed
+  if not b.has_lookup and reg:customer_count() == 0 then
+    reg:close()
+    local db = require("giro.store").redact(default_db(opt))
+    cli.env("%s: the register has no customers (import them first: giro customers import FILE.csv --db %s; "
+      .. "or give the biller rule its own customer lookup)", db, db)
+  end
   local process = require("giro.efaktura.process")
   local summary, perr, code = process.run{ request = req, biller = b, reg = reg, output = opt.output,
                                            target = target, strict = opt.strict, name = req }
