@@ -178,24 +178,24 @@ function output.check_input(path, opts)
   if path == "-" and opts.stdin then return { type = "stdin" } end
   local st, err = fs.stat(path)
   if not st then return errors.env("%s: cannot open the %s: %s", path, what, err) end
-  -- a key that cannot be read is the set-up's problem (env), as a missing one is
-  if st.type == "dir" then return errors.env("cannot read the %s %s (Is a directory)", what, path) end
   if st.type ~= "file" then
-    return errors.env("cannot read the %s %s (it %s; a %s must be a regular file)", what, path,
-      REFUSED[st.type] or REFUSED.other, what)
+    return errors.usage("%s %s: the %s must be a regular file", path, REFUSED[st.type] or REFUSED.other, what)
   end
   return st
 end
 
 --- Read a small file (a key) whole, refusing anything but a regular file of at most cap bytes.
+-- A key that cannot be read is the set-up's problem (kind env), as a missing one is.
 function output.read_small(path, cap, what)
   local st, err = fs.stat(path)
   if not st then return errors.env("cannot read the %s %s (%s)", what, path, err) end
+  if st.type == "dir" then return errors.env("cannot read the %s %s (Is a directory)", what, path) end
   if st.type ~= "file" then
-    return errors.usage("%s %s: the %s must be a regular file", path, REFUSED[st.type] or REFUSED.other, what)
+    return errors.env("cannot read the %s %s (it %s; a %s must be a regular file)", what, path,
+      REFUSED[st.type] or REFUSED.other, what)
   end
   if st.size > cap then
-    return errors.env("%s: the %s is %d bytes, more than the %d a %s may have", path, what, st.size, cap, what)
+    return errors.env("cannot read the %s %s (it is %d bytes; a %s has at most %d)", what, path, st.size, what, cap)
   end
   local f, oerr = io.open(path, "rb")
   if not f then return errors.env("cannot read the %s %s (%s)", what, path, errors.reason(oerr)) end
@@ -203,7 +203,7 @@ function output.read_small(path, cap, what)
   f:close()
   if data == nil and rerr then return errors.env("cannot read the %s %s (%s)", what, path, errors.reason(rerr)) end
   data = data or ""
-  if #data > cap then return errors.env("%s: the %s is more than %d bytes", path, what, cap) end
+  if #data > cap then return errors.env("cannot read the %s %s (more than %d bytes)", what, path, cap) end
   return data
 end
 
