@@ -9,9 +9,11 @@ local M = {
   help = [[
   giro efaktura process REQUEST.xml --biller RULES.lua [--db DB] [-o RESPONSE.xml] [--json] [--strict]
       Answer every EnrollmentAdd/EnrollmentChange P with the biller rule's decision, register
-      deletes and receipts, write the response (stdout without -o; none when nothing needs
-      an answer).  The summary goes to stderr; with --json it is JSON, on stdout when -o is
-      given and on stderr otherwise.  A file already processed is not processed again: its
+      deletes and receipts, write the response (stdout without -o or with -o -; none when
+      nothing needs an answer).  The summary goes to stderr; with --json it is JSON, on
+      stdout when -o names a file and on stderr otherwise.  -o may be a new or regular file
+      or a symlink to one (its target is written); a directory, device, FIFO or the request
+      itself is refused before any work.  A file already processed is not processed again: its
       response is written again from the register.  --strict refuses the whole file when a
       single record cannot be answered (default: skip that record and report it).
   giro efaktura validate FILE.xml
@@ -129,8 +131,8 @@ function sub.process(argv)
   reg:close()
   if not summary then cli.fail(code or 1, "%s", perr) end
   if opt.json then
-    local target = opt.output and io.stdout or io.stderr
-    target:write(json_out(summary), "\n")
+    local target_fh = target.stdout and io.stderr or io.stdout
+    target_fh:write(json_out(summary), "\n")
   else
     io.stderr:write(human_summary(summary))
   end
@@ -247,8 +249,8 @@ function sub.answer(argv)
   reg:close()
   if not s then cli.fail(code or 3, "%s", err) end
   if opt.json then
-    local target = opt.output and io.stdout or io.stderr
-    target:write(json_out(s), "\n")
+    local target_fh = target.stdout and io.stderr or io.stdout
+    target_fh:write(json_out(s), "\n")
   elseif s.rewritten then
     io.stderr:write(string.format("answer batch %d was interrupted after it was recorded: its %d answer(s) written again to %s\n",
       s.batch, s.answers, s.response))
