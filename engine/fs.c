@@ -27,8 +27,12 @@
  *   fs.clear_caught()
  *   fs.die(sig)           -> end the process by that signal (default action)
  *
- * The signal flags are the only static variables: a signal handler has
- * nowhere else to put what it saw.
+ * A SIGTERM that Lua code does not take within TERM_GRACE seconds (giro blocked
+ * in a C call), or a second SIGINT/SIGTERM before the first was taken, ends the
+ * process from the handler after removing the live temporary files.
+ *
+ * The signal flags and the list of live temporary files are the only static
+ * variables: a signal handler has nowhere else to find what it needs.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -188,12 +192,58 @@ static int l_pid(lua_State *L)
 
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
+typedef struct fs_temp {
     int fd;
     int live;          /* the file still exists under path and is ours to remove */
     int mem;           /* anonymous: nothing to unlink */
+    struct fs_temp *prev, *next;   /* in the list of live temps while live */
     char path[PATH_MAX];
 } fs_temp;
+
+/* The live temporary files, for the signal handler's last resort (see force_exit):
+ * a userdata's memory does not move, and the list is changed with SIGINT and
+ * SIGTERM blocked, so the handler never sees it half-linked. */
+static fs_temp *live_temps;
+
+static void block_signals(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGALRM);
+    sigprocmask(SIG_BLOCK, &set, old);
+}
+
+static void link_live(fs_temp *t)
+{
+    sigset_t old;
+    block_signals(&old);
+    t->prev = NULL;
+    t->next = live_temps;
+    if (live_temps != NULL)
+        live_temps->prev = t;
+    live_temps = t;
+    t->live = 1;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void unlink_live(fs_temp *t)
+{
+    sigset_t old;
+    block_signals(&old);
+    if (t->live) {
+        if (t->prev != NULL)
+            t->prev->next = t->next;
+        else
+            live_temps = t->next;
+        if (t->next != NULL)
+            t->next->prev = t->prev;
+        t->prev = t->next = NULL;
+        t->live = 0;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
 
 static fs_temp *check_temp(lua_State *L)
 {
@@ -213,6 +263,7 @@ static fs_temp *new_temp(lua_State *L)
     fs_temp *t = lua_newuserdatauv(L, sizeof *t, 0);
     t->fd = -1;
     t->live = t->mem = 0;
+    t->prev = t->next = NULL;
     t->path[0] = '\0';
     luaL_setmetatable(L, TEMP_MT);
     return t;
@@ -229,7 +280,7 @@ static int l_temp(lua_State *L)
             return os_fail(L, ENAMETOOLONG);
         t->fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
         if (t->fd >= 0) {
-            t->live = 1;
+            link_live(t);
             return 1;
         }
         if (errno != EEXIST)
@@ -303,7 +354,7 @@ static int t_discard(lua_State *L)
     t_close_fd(t);
     if (t->live) {
         unlink(t->path);
-        t->live = 0;
+        unlink_live(t);
     }
     return 0;
 }
@@ -340,10 +391,10 @@ static int t_commit(lua_State *L)
         err = errno;
     if (err != 0) {
         unlink(t->path);
-        t->live = 0;
+        unlink_live(t);
         return os_fail(L, err);
     }
-    t->live = 0;
+    unlink_live(t);
     err = sync_dir_of(final);
     if (err != 0)
         return os_fail(L, err);
@@ -383,10 +434,40 @@ static int t_copy_to(lua_State *L)
 static volatile sig_atomic_t pending_signal;   /* set by the handler, taken by the hook */
 static volatile sig_atomic_t caught_signal;    /* set by the handler, cleared by Lua */
 
+/* Seconds a SIGTERM waits for Lua code to take it (a C call can block: a lock
+ * wait in the database, a network read) before force_exit. */
+enum { TERM_GRACE = 3 };
+
+/* The last resort when Lua cannot run the cleanup: remove the live temporary
+ * files (unlink is async-signal-safe) and end by the signal. */
+static void force_exit(int sig)
+{
+    for (fs_temp *t = live_temps; t != NULL; t = t->next)
+        unlink(t->path);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    _exit(128 + sig);
+}
+
 static void on_signal(int sig)
 {
+    if (pending_signal != 0)    /* a second signal before Lua took the first */
+        force_exit(sig);
     pending_signal = sig;
     caught_signal = sig;
+    if (sig == SIGTERM)
+        alarm(TERM_GRACE);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    if (pending_signal != 0)
+        force_exit(pending_signal);
 }
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
@@ -396,6 +477,7 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
     if (sig == 0)
         return;
     pending_signal = 0;    /* raise once: cleanup code must be able to run */
+    alarm(0);              /* Lua took it: no forced exit */
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "interrupted");
     lua_setfield(L, -2, "kind");
@@ -413,7 +495,10 @@ static int l_catch_signals(lua_State *L)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;    /* no SA_RESTART: a read blocked on a pipe must return */
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+    struct sigaction al = sa;
+    al.sa_handler = on_alarm;
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0
+        || sigaction(SIGALRM, &al, NULL) != 0)
         return os_fail(L, errno);
     lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1000);
     lua_pushboolean(L, 1);
@@ -433,6 +518,7 @@ static int l_caught(lua_State *L)
 static int l_clear_caught(lua_State *L)
 {
     (void)L;
+    alarm(0);
     pending_signal = 0;
     caught_signal = 0;
     return 0;

@@ -26,14 +26,21 @@ local function is_root()
   return id == "0"
 end
 
--- giro in the background: stderr to dir/bg.err, its exit status (128 + N for a signal) to
--- dir/bg.rc when it ends.  Its pid is found from its temporary file's name.
+-- giro in the background: its pid to dir/bg.pid, stderr to dir/bg.err, its exit status
+-- (128 + N for a signal) to dir/bg.rc when it ends.  Returns the pid.
 local function spawn(dir, words)
   local cmd = { q(H.giro) }
   for _, w in ipairs(words) do cmd[#cmd + 1] = q(w) end
-  local script = string.format("cd %s && { ( %s >/dev/null 2>bg.err </dev/null; echo $? >bg.rc.part; mv bg.rc.part bg.rc ) & }",
-    q(dir), table.concat(cmd, " "))
-  assert(os.execute("ASAN_OPTIONS=detect_leaks=1 sh -c " .. q(script)))
+  local inner = string.format("cd %s && { %s >/dev/null 2>bg.err </dev/null & echo $! >bg.pid.part; mv bg.pid.part bg.pid; "
+    .. "wait $!; echo $? >bg.rc.part; mv bg.rc.part bg.rc; }", q(dir), table.concat(cmd, " "))
+  assert(os.execute("ASAN_OPTIONS=detect_leaks=1 sh -c " .. q(inner) .. " >/dev/null 2>&1 &"))
+  local pid
+  for _ = 1, 500 do
+    pid = H.read(dir .. "/bg.pid")
+    if pid then break end
+    os.execute("sleep 0.02")
+  end
+  return assert(math.tointeger(tonumber(pid)), "no pid")
 end
 
 local function sleep(s) os.execute("sleep " .. s) end
@@ -190,14 +197,41 @@ describe("giro writes outputs without damaging anything", function()
   it("SIGTERM mid-run removes the temporary file, writes nothing, leaves the register unchanged, exits 143", function()
     local req = big_request(dir .. "/big.xml", 20000)
     local before = sha(db)
-    spawn(dir, { "efaktura", "process", req, "--biller", "default", "--db", db, "-o", dir .. "/r.xml" })
+    local pid = spawn(dir, { "efaktura", "process", req, "--biller", "default", "--db", db, "-o", dir .. "/r.xml" })
     local tmp = wait_for(function() return temps(dir)[1] end, 60)
     assert.truthy(tmp, "no temporary file appeared")
-    local pid = output.temp_pid(tmp)
+    assert.equal(pid, output.temp_pid(tmp))
     assert(os.execute("kill -TERM " .. pid))
     local rc = wait_for(function() return H.read(dir .. "/bg.rc") end, 60)
     assert.equal("143\n", rc)
     assert.matches("interrupted by SIGTERM", H.read(dir .. "/bg.err"))
+    assert.same({}, temps(dir))
+    assert.is_nil(fs.lstat(dir .. "/r.xml"))
+    assert.equal(before, sha(db))
+  end)
+end)
+
+describe("giro stopped while blocked in a C call", function()
+  local dir, db
+  before_each(function() dir, db = H.setup() end)
+  after_each(function() H.rmdir(dir) end)
+
+  it("SIGTERM while waiting for the register's write lock ends giro by the signal, register unchanged", function()
+    local req = H.write(dir .. "/q.xml", REQ)
+    -- another writer holds the SQLite write lock for 20 s (giro would wait 10 s, then fail)
+    assert(os.execute(string.format("cd %s && { (echo 'BEGIN IMMEDIATE;'; sleep 20) | sqlite3 %s >/dev/null 2>&1 & "
+      .. "echo $! >holder.pid; }", q(dir), q(db))))
+    os.execute("sleep 0.3")
+    local before = sha(db)
+    local pid = spawn(dir, { "efaktura", "process", req, "--biller", "default", "--db", db, "-o", dir .. "/r.xml" })
+    os.execute("sleep 1")   -- past start-up, into sqlite's busy wait (which lasts 10 s)
+    assert(os.execute("kill -TERM " .. pid))
+    local rc = wait_for(function() return H.read(dir .. "/bg.rc") end, 30)
+    os.execute("pkill -P $(cat " .. q(dir .. "/holder.pid") .. ") 2>/dev/null; kill $(cat " .. q(dir .. "/holder.pid") .. ") 2>/dev/null")
+    assert.equal("143\n", rc)
+    -- ended from the signal handler after its grace period (3 s), not after the lock wait's
+    -- own 10 s: that path would end in Lua, with its "interrupted by SIGTERM" message
+    assert.equal("", H.read(dir .. "/bg.err"))
     assert.same({}, temps(dir))
     assert.is_nil(fs.lstat(dir .. "/r.xml"))
     assert.equal(before, sha(db))
