@@ -100,7 +100,7 @@ function output.target(path, opts)
     end
     for _, input in ipairs(opts.inputs or {}) do
       if input ~= "-" and same_file(final, input) then
-        return errors.usage("%s is the input file %s: giro does not overwrite its input", shown, input)
+        return errors.usage("%s is the input file %s: giro does not overwrite what it reads", shown, input)
       end
     end
   elseif not serr:find("No such file", 1, true) then

@@ -44,6 +44,15 @@ local function default_db(opt)
   return opt.db or os.getenv("GIRO_DB") or "giro.db"
 end
 
+-- The files a writing command reads, which its -o must not name: the register's SQLite file
+-- (and any given request).
+local function inputs_of(opt, ...)
+  local list = { ... }
+  local dialect, path = require("giro.store").parse_url(default_db(opt))
+  if dialect and dialect.name == "sqlite" then list[#list + 1] = path end
+  return list
+end
+
 local function open_register(opt)
   local register = require("giro.efaktura.register")
   local reg, err, kind = register.open(default_db(opt))
@@ -113,7 +122,7 @@ function sub.process(argv)
   local output = require("giro.output")
   -- refuse an input or output giro must not touch before any work is done
   cli.check(output.check_input(req, { what = "request file" }))
-  local target = cli.check(output.target(opt.output, { inputs = { req }, what = "response file" }))
+  local target = cli.check(output.target(opt.output, { inputs = inputs_of(opt, req), what = "response file" }))
   local biller = require("giro.efaktura.biller")
   local b, err = biller.load(opt.biller)
   if not b then cli.env("%s", err) end
@@ -243,7 +252,7 @@ function sub.answer(argv)
   local opt, pos = args.parse(argv, { "--db=DB", "-o, --output=FILE", "--json" })
   if #pos ~= 0 then cli.usage("usage: giro efaktura answer --db DB [-o RESPONSE.xml] [--json]") end
   local held = require("giro.efaktura.held")
-  local target = cli.check(require("giro.output").target(opt.output, { what = "response file" }))
+  local target = cli.check(require("giro.output").target(opt.output, { inputs = inputs_of(opt), what = "response file" }))
   local reg = open_register(opt)
   local s, err, code = held.answer(reg, { output = opt.output, target = target })
   reg:close()
