@@ -470,3 +470,45 @@ describe("giro.output (library)", function()
     assert.is_nil(output.temp_pid(".r.xml.giro-x-0.tmp"))
   end)
 end)
+
+for _, B in ipairs(H.backends()) do
+  if B.name == "postgres" then
+    describe("a libpq key=value --db on a real PostgreSQL server", function()
+      lazy_setup(function() H.use(B) end)
+      lazy_teardown(function() H.done(B) end)
+      local pg = require("pgserver")
+
+      it("is PostgreSQL: import creates the register, process answers from it, no file appears, no password shown", function()
+        local srv = H.backend.server
+        local _, name = srv:create_db({ owner = pg.PASSWORD_ROLE })
+        local kv = string.format("host=127.0.0.1 port=%d user=%s password='%s' dbname=%s", srv.port, pg.PASSWORD_ROLE,
+          pg.PASSWORD, name)
+        local dir = H.tmpdir()
+        local csv_dir = H.tmpdir()
+        local csv = H.write(csv_dir .. "/c.csv", H.CUSTOMERS)
+        local req = H.write(csv_dir .. "/q.xml", REQ)
+        local function giro_in_dir(args)
+          local p = io.popen("cd " .. q(dir) .. " && ASAN_OPTIONS=detect_leaks=1 " .. q(H.giro) .. " " .. args
+            .. " 2>&1; echo rc=$?")
+          local out = p:read("a")
+          p:close()
+          return out
+        end
+        local out = giro_in_dir("customers import " .. q(csv) .. " --db " .. q(kv))
+        assert.matches("rc=0", out)
+        out = giro_in_dir("efaktura process " .. q(req) .. " --biller default --db " .. q(kv) .. " -o " .. q(csv_dir .. "/r.xml"))
+        assert.matches("rc=0", out)
+        assert.equal(2, #H.answers(csv_dir .. "/r.xml"))
+        out = giro_in_dir("efaktura agreements --json --db " .. q(kv))
+        assert.matches("rc=0", out)
+        assert.equal(2, select(2, out:gsub('"thor_user_id"', "")))
+        out = giro_in_dir("efaktura agreements --db " .. q(kv:gsub("password='", "password='wrong")))
+        assert.matches("rc=3", out)
+        assert.falsy(out:find(pg.PASSWORD, 1, true), out)
+        assert.same({}, ls(dir))
+        H.rmdir(dir)
+        H.rmdir(csv_dir)
+      end)
+    end)
+  end
+end
