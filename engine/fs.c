@@ -28,7 +28,7 @@
  *   fs.die(sig)           -> end the process by that signal (default action)
  *
  * A SIGTERM that Lua code does not take within TERM_GRACE seconds (giro blocked
- * in a C call), or a second SIGINT/SIGTERM before the first was taken, ends the
+ * in a C call), or a second SIGINT/SIGTERM before the first was cleared, ends the
  * process from the handler after removing the live temporary files.
  *
  * The signal flags and the list of live temporary files are the only static
@@ -455,7 +455,9 @@ static void force_exit(int sig)
 
 static void on_signal(int sig)
 {
-    if (pending_signal != 0)    /* a second signal before Lua took the first */
+    /* a second signal (before the first was cleared: the REPL clears it after
+     * stopping a chunk) means "now", whatever Lua is doing with the first */
+    if (caught_signal != 0)
         force_exit(sig);
     pending_signal = sig;
     caught_signal = sig;
