@@ -2,7 +2,7 @@
 -- one database (giro.store: SQLite file by default, PostgreSQL by URL).
 --
 --   local register = require("giro.efaktura.register")
---   local reg = assert(register.open("register.db"))
+--   local reg = assert(register.open("register.db"))   -- { create = true }: customers import only
 --   reg:import_customers("customers.csv")      --> { added = n, updated = n, unchanged = n }
 --   reg:customers({"0042", "17"})              --> { ["0042"] = customer, ... }
 --   reg:agreements(keys)                        --> { [key] = agreement row, ... }
@@ -188,13 +188,13 @@ local function customer_from_row(row)
 end
 register.customer_from_row = customer_from_row
 
---- Customers by number: returns { [number] = customer } for those that exist.
 --- How many customers the register holds.
 function Reg:customer_count()
   local row = self.db:first("SELECT count(*) AS n FROM customers")
   return store.int(row and row.n) or 0
 end
 
+--- Customers by number: returns { [number] = customer } for those that exist.
 function Reg:customers(numbers)
   local out = {}
   if #numbers == 0 then return out end
