@@ -2,7 +2,7 @@
  * giro.fs — the few file-system and process primitives giro.output needs to
  * deliver a file without ever damaging one, and the SIGINT/SIGTERM flag.
  *
- *   fs.lstat(path) / fs.stat(path) -> { type=, dev=, ino=, size= } | nil, reason, errno
+ *   fs.lstat(path) / fs.stat(path) -> { type=, mode=, dev=, ino=, size= } | nil, reason, errno
  *       type: "file", "dir", "link", "char", "block", "fifo", "socket", "other"
  *   fs.resolve(path)      -> the path with every symlink followed (the last one
  *                            may point at a file that does not exist yet) | nil, reason
@@ -14,7 +14,7 @@
  *                            opened O_EXCL (mode 0666 & umask)
  *   fs.memtemp()          -> temp | nil, reason: an anonymous file (memfd), nowhere on disk
  *   temp:fd(), temp:path() (a path that reads it back: /proc/self/fd/N for a memfd),
- *   temp:write(s), temp:sync() -> true | nil, reason
+ *   temp:write(s), temp:sync(), temp:chmod(mode) -> true | nil, reason
  *   temp:commit(final)    -> fsync, rename onto final, fsync final's directory
  *   temp:copy_to(file)    -> copy the whole content to a Lua file (stdout)
  *   temp:discard()        -> close and unlink (idempotent; also __gc and __close)
@@ -73,9 +73,11 @@ static const char *type_name(mode_t m)
 
 static int push_stat(lua_State *L, const struct stat *st)
 {
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, type_name(st->st_mode));
     lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)(st->st_mode & 07777));
+    lua_setfield(L, -2, "mode");
     lua_pushinteger(L, (lua_Integer)st->st_dev);
     lua_setfield(L, -2, "dev");
     lua_pushinteger(L, (lua_Integer)st->st_ino);
@@ -331,6 +333,17 @@ static int t_write(lua_State *L)
     return 1;
 }
 
+static int t_chmod(lua_State *L)
+{
+    fs_temp *t = check_open(L);
+    lua_Integer mode = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "not a file mode");
+    if (fchmod(t->fd, (mode_t)mode) != 0)
+        return os_fail(L, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int t_sync(lua_State *L)
 {
     fs_temp *t = check_open(L);
@@ -541,6 +554,7 @@ static const luaL_Reg temp_methods[] = {
     { "path", t_path },
     { "write", t_write },
     { "sync", t_sync },
+    { "chmod", t_chmod },
     { "commit", t_commit },
     { "copy_to", t_copy_to },
     { "discard", t_discard },

@@ -13,7 +13,7 @@
 --    temporary file exists anywhere, and copied to stdout on commit.
 --  * a missing path or a regular file is written through a temporary file in the same
 --    directory (".NAME.giro-PID-N.tmp", O_EXCL), fsynced, renamed over the path, and the
---    directory fsynced.
+--    directory fsynced; a file replaced keeps its permission bits.
 --  * a symlink is followed (to the end of its chain) and its target written the same way:
 --    the link stays a link.
 --  * anything else (a directory, a device, a FIFO, a socket) and the input file itself are
@@ -111,6 +111,7 @@ function output.target(path, opts)
   if not dst then return errors.env("%s: the directory %s does not exist", shown, dir) end
   if dst.type ~= "dir" then return errors.env("%s: %s is not a directory", shown, dir) end
   self.final, self.dir, self.base = final, dir, base
+  self.mode = st and st.mode   -- a file replaced keeps its permissions
   return self
 end
 
@@ -125,6 +126,10 @@ function T:open()
     output.remove_stale(self.dir)
     t, err = fs.temp(self.dir, self.base)
     if not t then return errors.env("%s: cannot create a temporary file in %s: %s", self.name, self.dir, err) end
+    if self.mode then
+      local ok, cerr = t:chmod(self.mode)
+      if not ok then t:discard() return errors.env("%s: cannot give the new file its permissions: %s", self.name, cerr) end
+    end
   end
   self.temp = t
   live[t] = true
