@@ -225,6 +225,23 @@ describe("giro writes outputs without damaging anything", function()
     end
   end)
 
+  it("SIGKILL mid-run (from outside) leaves a temp that the rerun removes; the rerun answers everything", function()
+    local req = big_request(dir .. "/big.xml", 20000)
+    local before = sha(db)
+    local pid = spawn(dir, { "efaktura", "process", req, "--biller", "default", "--db", db, "-o", dir .. "/r.xml" })
+    assert.truthy(wait_for(function() return temps(dir)[1] end, 60), "no temporary file appeared")
+    assert(os.execute("kill -KILL " .. pid))
+    assert.equal("137\n", wait_for(function() return H.read(dir .. "/bg.rc") end, 60))
+    assert.equal(1, #temps(dir))
+    assert.is_nil(fs.lstat(dir .. "/r.xml"))
+    local rc, _, err = H.run({ "efaktura", "process", req, "--biller", "default", "--db", db, "-o", dir .. "/r.xml" })
+    assert.equal(0, rc, err)
+    assert.truthy(err:find("20000 answer(s)", 1, true), err)
+    assert.same({}, temps(dir))
+    assert.is_true(H.xsd_valid(dir .. "/r.xml"))
+    assert.are_not.equal(before, sha(db))
+  end)
+
   it("a killed answer run's temporary file is removed by the next answer, which writes the response", function()
     local rule = H.write(dir .. "/hold.lua", [[
       local r = { options = { hold = { ["01"] = true } } }
