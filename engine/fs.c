@@ -8,6 +8,7 @@
  *                            may point at a file that does not exist yet) | nil, reason
  *   fs.list(dir)          -> { names... } | nil, reason
  *   fs.unlink(path)       -> true | nil, reason
+ *   fs.writable(dir)      -> true | nil, reason (access W_OK|X_OK: a file can be made in it)
  *   fs.alive(pid)         -> false only when no process pid exists (kill(pid, 0))
  *   fs.pid()              -> this process's id
  *   fs.temp(dir, base)    -> temp | nil, reason: a new file "<dir>/.<base>.giro-<pid>-<n>.tmp"
@@ -167,6 +168,14 @@ static int l_list(lua_State *L)
     }
     closedir(b->d);
     b->d = NULL;
+    return 1;
+}
+
+static int l_writable(lua_State *L)
+{
+    if (access(luaL_checkstring(L, 1), W_OK | X_OK) != 0)
+        return os_fail(L, errno);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -573,6 +582,7 @@ static const luaL_Reg fs_funcs[] = {
     { "resolve", l_resolve },
     { "list", l_list },
     { "unlink", l_unlink },
+    { "writable", l_writable },
     { "alive", l_alive },
     { "pid", l_pid },
     { "temp", l_temp },

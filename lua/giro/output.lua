@@ -110,6 +110,8 @@ function output.target(path, opts)
   local dst = fs.stat(dir)
   if not dst then return errors.env("%s: the directory %s does not exist", shown, dir) end
   if dst.type ~= "dir" then return errors.env("%s: %s is not a directory", shown, dir) end
+  local wok, werr = fs.writable(dir)
+  if not wok then return errors.env("%s: cannot create files in %s: %s", shown, dir, werr) end
   self.final, self.dir, self.base = final, dir, base
   self.mode = st and st.mode   -- a file replaced keeps its permissions
   return self
