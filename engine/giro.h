@@ -67,5 +67,6 @@ int luaopen_giro_url(lua_State *L);      /* url.c      */
 int luaopen_giro_record(lua_State *L);   /* record.c   */
 int luaopen_giro_sandbox(lua_State *L);  /* sandbox.c  */
 int luaopen_giro_readline(lua_State *L); /* readline.c */
+int luaopen_giro_fs(lua_State *L);       /* fs.c       */
 
 #endif

@@ -24,6 +24,7 @@ static const luaL_Reg giro_modules[] = {
     { "giro.record",     luaopen_giro_record },
     { "giro.sandbox",    luaopen_giro_sandbox },
     { "giro.readline",   luaopen_giro_readline },
+    { "giro.fs",         luaopen_giro_fs },
     { NULL, NULL }
 };
 

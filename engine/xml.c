@@ -1375,16 +1375,17 @@ static int x_validate(lua_State *L)
  * character reference *outside* the CDATA section, "]]>" must be split, the
  * declaration must read encoding="iso-8859-1" exactly), UTF-8 -> Latin-1 is
  * a few lines without iconv, and escaping straight into one buffer is the
- * fastest path.  With a path, the buffer is flushed to a temporary file in
- * the target's directory every 64 KiB, so memory stays flat.
+ * fastest path.  With a file descriptor (giro.output's temporary file), the
+ * buffer is flushed to it every 64 KiB, so memory stays flat; where the file
+ * ends up (rename, stdout) is giro.output's business, not the writer's.
  */
 
 enum { W_OPEN, W_DONE, W_CLOSED };
 enum { M_TEXT, M_ATTR };
 
 typedef struct {
-    int filemode, fd, latin1, indent, state, root, ioerr, tmp_live;
-    char *path, *tmp;
+    int filemode, fd, latin1, indent, state, root, ioerr;
+    char *path, *tmp;           /* name for messages; path that reads the file back */
     char *out;                  /* output (all of it in memory mode) */
     size_t olen, ocap;
     char *names;                /* open element names, NUL separated */
@@ -1874,30 +1875,11 @@ static int w_tostring(lua_State *L)
     return 1;
 }
 
-static void w_drop_tmp(xml_writer *w)
+static void w_drop_fd(xml_writer *w)
 {
     if (w->fd >= 0) {
         close(w->fd);
         w->fd = -1;
-    }
-    if (w->tmp_live) {
-        unlink(w->tmp);
-        w->tmp_live = 0;
-    }
-}
-
-/* fsync the directory holding path so that the rename is durable. */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL ? strdup(".") : strndup(path, slash == path ? 1 : (size_t)(slash - path));
-    if (dir == NULL)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
     }
 }
 
@@ -1905,7 +1887,7 @@ static int w_commit(lua_State *L)
 {
     xml_writer *w = check_writing(L);
     if (!w->filemode)
-        return luaL_error(L, "giro.xml: commit: this writer has no path (use tostring)");
+        return luaL_error(L, "giro.xml: commit: this writer has no file (use tostring)");
     schema_spec s;
     int has_schema = !lua_isnoneornil(L, 2);
     if (has_schema)
@@ -1919,28 +1901,16 @@ static int w_commit(lua_State *L)
         w->ioerr = errno;
     w->fd = -1;
     if (w->ioerr != 0) {
-        w_drop_tmp(w);
         lua_pushnil(L);
         lua_pushfstring(L, "%s: cannot write: %s", w->path, strerror(w->ioerr));
         return 2;
     }
     if (has_schema) {
         int top = lua_gettop(L);
-        if (validate(L, w->tmp, NULL, 0, w->path, &s) == 2) {
-            w_drop_tmp(w);
+        if (validate(L, w->tmp, NULL, 0, w->path, &s) == 2)
             return 2;                     /* nil, errors */
-        }
         lua_settop(L, top);
     }
-    if (rename(w->tmp, w->path) != 0) {
-        int e = errno;
-        w_drop_tmp(w);
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: cannot rename the temporary file into place: %s", w->path, strerror(e));
-        return 2;
-    }
-    w->tmp_live = 0;
-    sync_dir(w->path);
     w->state = W_DONE;
     lua_pushboolean(L, 1);
     return 1;
@@ -1949,7 +1919,7 @@ static int w_commit(lua_State *L)
 static int w_abort(lua_State *L)
 {
     xml_writer *w = check_writer(L);
-    w_drop_tmp(w);
+    w_drop_fd(w);
     if (w->state == W_OPEN)
         w->state = W_CLOSED;
     lua_pushboolean(L, 1);
@@ -1959,7 +1929,7 @@ static int w_abort(lua_State *L)
 static int w_gc(lua_State *L)
 {
     xml_writer *w = check_writer(L);
-    w_drop_tmp(w);
+    w_drop_fd(w);
     if (w->state == W_OPEN)
         w->state = W_CLOSED;
     free(w->out);
@@ -1992,14 +1962,25 @@ static int x_writer(lua_State *L)
     if (has_opts)
         luaL_checktype(L, 1, LUA_TTABLE);
     int latin1 = 0, indent = 0;
-    const char *path = NULL;
+    const char *name = NULL, *readback = NULL;
+    int fd = -1;
     if (has_opts) {
         lua_getfield(L, 1, "encoding");
         latin1 = luaL_checkoption(L, -1, "UTF-8", encs) % 2;
-        lua_getfield(L, 1, "path");
-        path = luaL_optstring(L, -1, NULL);
         lua_getfield(L, 1, "indent");
         indent = lua_toboolean(L, -1);
+        lua_getfield(L, 1, "fd");
+        if (!lua_isnil(L, -1)) {
+            fd = (int)luaL_checkinteger(L, -1);
+            lua_getfield(L, 1, "path");
+            readback = luaL_checkstring(L, -1);
+            lua_getfield(L, 1, "name");
+            name = luaL_optstring(L, -1, readback);
+        } else {
+            lua_getfield(L, 1, "path");
+            if (!lua_isnil(L, -1))
+                return luaL_error(L, "giro.xml: writer: a path needs fd (files are opened by giro.output)");
+        }
     }
     xml_writer *w = lua_newuserdatauv(L, sizeof *w, 0);
     memset(w, 0, sizeof *w);
@@ -2008,26 +1989,19 @@ static int x_writer(lua_State *L)
     luaL_setmetatable(L, WRITER_MT);
     w->latin1 = latin1;
     w->indent = indent;
-    if (path != NULL) {
-        size_t pl = strlen(path);
-        w->path = strdup(path);
-        w->tmp = malloc(pl + 48);
+    if (fd >= 0) {
+        /* our own descriptor: commit and abort close it, the caller's stays */
+        w->path = strdup(name);
+        w->tmp = strdup(readback);
         if (w->path == NULL || w->tmp == NULL)
             return luaL_error(L, "giro.xml: out of memory");
-        int err = 0;
-        for (int attempt = 0; attempt < 100; attempt++) {
-            snprintf(w->tmp, pl + 48, "%s.tmp-%ld-%d", path, (long)getpid(), attempt);
-            w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (w->fd >= 0 || errno != EEXIST)
-                break;
-        }
+        w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (w->fd < 0) {
-            err = errno;
+            int err = errno;
             lua_pushnil(L);
-            lua_pushfstring(L, "%s: cannot create a temporary file next to it: %s", path, strerror(err));
+            lua_pushfstring(L, "%s: cannot write: %s", name, strerror(err));
             return 2;
         }
-        w->tmp_live = 1;
         w->filemode = 1;
     }
     w->state = W_OPEN;

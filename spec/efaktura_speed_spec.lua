@@ -32,7 +32,7 @@ describe("eFaktura speed-ups keep the results", function()
     local dir = H.tmpdir()
     local csv = H.write(dir .. "/c.csv", "account_number,first_name,last_name,efaktura,product,region\n"
       .. "1,Kari,Hansen,yes,strøm,Vest\n2,Ola,Nordmann,no,strøm,Vest\n3,Per,Berg,yes,gass,Nord\n")
-    local reg = assert(register.open(dir .. "/r.db"))
+    local reg = assert(register.open(dir .. "/r.db", { create = true }))
     assert(reg:import_customers(csv))
     local cs = reg:customers({ "1", "2", "3" })
     assert.same({ account_number = "1", first_name = "Kari", last_name = "Hansen", efaktura = true,

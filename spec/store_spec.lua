@@ -213,10 +213,15 @@ describe("PostgreSQL specifics", function()
     rc, stdout = H.run({ "efaktura", "agreements", "--db", clerk, "--json" })
     assert.equal(0, rc)
     assert.equal(2, #cjson.decode(stdout))
-    -- but it cannot create a register
-    rc, _, err = H.run({ "customers", "list", "--db", (srv:create_db():gsub("//giro@", "//clerk@")) })
+    -- but it cannot create a register, and only import tries to
+    local empty = (srv:create_db():gsub("//giro@", "//clerk@"))
+    rc, _, err = H.run({ "customers", "import", dir .. "/c.csv", "--db", empty })
     assert.equal(3, rc)
     assert.truthy(err:find("permission denied", 1, true), err)
+    rc, _, err = H.run({ "customers", "list", "--db", empty })
+    assert.equal(3, rc)
+    assert.truthy(err:find("not a giro register", 1, true), err)
+    assert.truthy(err:find("giro customers import", 1, true), err)
   end)
 
   it("one writer at a time: a giro transaction holds the advisory write lock until COMMIT", function()

@@ -464,20 +464,30 @@ describe("giro.xml.writer", function()
   end)
 end)
 
-describe("giro.xml.writer with a path (atomic)", function()
+describe("giro.xml.writer on a giro.output temporary file", function()
+  local output = require("giro.output")
   local function write_doc(w, status)
     w:start("Message", { version = "1" }):start("Record")
       :leaf_cdata("BillerAccountNumber", "999"):leaf_cdata("BillerEnrollmentStatus", status)
       :finish():finish()
   end
+  local function open_writer(path, opts)
+    local target = assert(output.target(path))
+    local t = assert(target:open())
+    local o = { fd = t:fd(), path = t:path(), name = path }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return assert(xml.writer(o)), target
+  end
 
-  it("shows nothing at path until commit, then the whole file", function()
+  it("shows nothing at path until the target commits, then the whole file", function()
     local dir = tmpdir()
     local path = dir .. "/out.xml"
-    local w = assert(xml.writer{ encoding = "ISO-8859-1", path = path })
+    local w, target = open_writer(path, { encoding = "ISO-8859-1" })
     write_doc(w, "A")
     assert.is_nil(io.open(path, "rb"))
     assert.is_true(w:commit({ xsd = FIX .. "record.xsd" }))
+    assert.is_nil(io.open(path, "rb"))
+    assert.is_true(target:commit())
     assert.same({ "out.xml" }, ls(dir))
     assert.equal('<?xml version="1.0" encoding="iso-8859-1"?>\n<Message version="1"><Record>'
       .. '<BillerAccountNumber><![CDATA[999]]></BillerAccountNumber>'
@@ -486,22 +496,24 @@ describe("giro.xml.writer with a path (atomic)", function()
     rmdir(dir)
   end)
 
-  it("failed validation leaves no file, no temp file, and an existing file untouched", function()
+  it("failed validation names the output path; aborting leaves no temp and an existing file untouched", function()
     local dir = tmpdir()
     local path = dir .. "/out.xml"
-    local w = assert(xml.writer{ path = path })
+    local w, target = open_writer(path)
     write_doc(w, "P")
     local ok, errors = w:commit({ xsd = FIX .. "record.xsd" })
     assert.is_nil(ok)
     assert.equal(1, #errors)
     assert.equal(2, errors[1].line)
     assert.matches("^" .. path:gsub("%p", "%%%0") .. ":2: Element 'BillerEnrollmentStatus'", errors.text)
+    target:abort()
     assert.same({}, ls(dir))
 
     spit(path, "previous")
-    w = assert(xml.writer{ path = path })
+    w, target = open_writer(path)
     write_doc(w, "P")
     assert.is_nil((w:commit({ xsd = FIX .. "record.xsd" })))
+    target:abort()
     assert.same({ "out.xml" }, ls(dir))
     assert.equal("previous", slurp(path))
     rmdir(dir)
@@ -509,40 +521,46 @@ describe("giro.xml.writer with a path (atomic)", function()
 
   it("abort, close and garbage collection leave nothing behind", function()
     local dir = tmpdir()
-    local w = assert(xml.writer{ path = dir .. "/a.xml" })
+    local w, target = open_writer(dir .. "/a.xml")
     write_doc(w, "A")
     assert.equal(1, #ls(dir))           -- the temp file, while writing
     assert.is_true(w:abort())
+    target:abort()
     assert.same({}, ls(dir))
     assert.has_error(function() w:leaf("x", "y") end)
     do
-      local w2 <close> = assert(xml.writer{ path = dir .. "/b.xml" })
+      local w2_, t2_ = open_writer(dir .. "/b.xml")
+      local t2 <close> = t2_
+      local w2 <close> = w2_
       write_doc(w2, "A")
     end
     assert.same({}, ls(dir))
-    xml.writer{ path = dir .. "/c.xml" }:start("x")
+    do
+      local w3 = open_writer(dir .. "/c.xml")
+      w3:start("x")
+    end
     collectgarbage()
     collectgarbage()
     assert.same({}, ls(dir))
     rmdir(dir)
   end)
 
-  it("returns nil, message when the directory does not exist", function()
-    local w, err = xml.writer{ path = "/nonexistent/dir/out.xml" }
-    assert.is_nil(w)
-    assert.matches("^/nonexistent/dir/out.xml: cannot create a temporary file next to it: No such file", err)
+  it("refuses a path without a file descriptor (files are giro.output's)", function()
+    assert.has_error(function() xml.writer{ path = "/tmp/out.xml" } end,
+      "giro.xml: writer: a path needs fd (files are opened by giro.output)")
   end)
 
   it("streams a large document to disk and validates it on commit", function()
     local dir = tmpdir()
     local path = dir .. "/big.xml"
-    local w = assert(xml.writer{ encoding = "ISO-8859-1", path = path, indent = true })
+    local w, target = open_writer(path, { encoding = "ISO-8859-1", indent = true })
     w:start("Message", { version = "1" })
     for i = 1, 20000 do
       w:start("Record"):leaf_cdata("BillerAccountNumber", tostring(i)):leaf_cdata("BillerEnrollmentStatus", "N")
         :leaf("BillerReason", "Øre " .. i):finish()
     end
     assert.is_true(w:commit({ dtd = FIX .. "record.dtd" }))
+    assert.is_true(target:commit())
     local r = assert(xml.open(path))
     local n = 0
     while true do

@@ -167,7 +167,17 @@ function Session:err(...)
   self.errors = self.errors + 1
 end
 
+-- SIGINT/SIGTERM while Lua code runs: giro.fs's hook raises { kind = "interrupted" }.
+local function is_interrupt(e) return type(e) == "table" and rawget(e, "kind") == "interrupted" end
+
 local function traceback(msg)
+  if is_interrupt(msg) then
+    -- keep it a table (the session decides what to do with it), with where it stopped
+    local tb = debug.traceback(tostring(msg.message), 2)
+    local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
+    if cut then tb = tb:sub(1, cut - 1) end
+    return { kind = "interrupted", signal = msg.signal, message = msg.message, trace = tb }
+  end
   if type(msg) ~= "string" then
     local mt = getmetatable(msg)
     if type(mt) == "table" and rawget(mt, "__tostring") then msg = tostring(msg)
@@ -203,6 +213,18 @@ function Session:compile(chunk)
   return nil, err
 end
 
+-- An error of a chunk or command: Ctrl-C in an interactive session stops only the chunk
+-- (the session and its history stay); anywhere else an interruption ends the REPL.
+function Session:failed(e)
+  if is_interrupt(e) then
+    if not self.interactive or e.signal ~= 2 then error(e, 0) end
+    require("giro.fs").clear_caught()
+    self:err(e.trace or "interrupted")
+    return
+  end
+  self:err(e)
+end
+
 --- Run a compiled chunk and print its results or the error with a traceback.
 function Session:run(fn, ...)
   local res = table.pack(xpcall(fn, traceback, ...))
@@ -210,7 +232,7 @@ function Session:run(fn, ...)
     self:show(res.n - 1, table.unpack(res, 2, res.n))
     return true
   end
-  self:err(res[2])
+  self:failed(res[2])
   return false
 end
 
@@ -310,7 +332,7 @@ function Session:command(line)
     return
   end
   local ok, res = xpcall(cmd.fn, traceback, self, rest)
-  if not ok then self:err(res) return end
+  if not ok then self:failed(res) return end
   return res
 end
 
@@ -447,7 +469,13 @@ function M.start(opts)
     s:out("giro ", require("giro.host").version, " (", _VERSION, ") — :help for commands, Ctrl-D to leave")
   end
   for _, f in ipairs(opts.files or {}) do s:load_file(f) end
-  local ok, e = xpcall(s.loop, traceback, s)
+  local ok, e
+  repeat
+    ok, e = xpcall(s.loop, traceback, s)
+    -- a Ctrl-C that landed between two chunks (printing a result, say): keep the session
+    local again = not ok and interactive and is_interrupt(e) and e.signal == 2
+    if again then require("giro.fs").clear_caught() s.stderr:write("interrupted\n") end
+  until not again
   if interactive and hist then
     local wok, werr = rl.write_history(hist, M.HISTORY_MAX)
     if not wok then s.stderr:write("giro repl: history not saved: ", tostring(werr), "\n") end

@@ -321,6 +321,8 @@ end
 -- Files
 
 local function read_file(path)
+  local plain, serr = require("giro.output").refuse_special(path, "rule file")
+  if not plain then return nil, serr end
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
   local s = f:read("a")

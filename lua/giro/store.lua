@@ -105,25 +105,67 @@ dialects.postgres = {
 
 store.dialects = dialects
 
---- Which dialect and target a --db value names.
--- "postgres://..." / "postgresql://..." → postgres; "sqlite:PATH" or a plain path → sqlite.
-function store.parse_url(url)
-  if type(url) ~= "string" or url == "" then return nil, "no database given" end
-  if url:match("^postgres://") or url:match("^postgresql://") then return dialects.postgres, url end
-  local path = url:match("^sqlite:(.+)$") or url
-  return dialects.sqlite, path
-end
+-- libpq's connection keywords (PostgreSQL 15, "Parameter Key Words"): a --db value that
+-- starts with one of them and "=" is a key=value connection string, not a file name.
+local LIBPQ_KEYWORDS = {}
+for k in ([[host hostaddr port dbname user password passfile channel_binding connect_timeout
+  client_encoding options application_name fallback_application_name keepalives keepalives_idle
+  keepalives_interval keepalives_count tcp_user_timeout replication gssencmode sslmode requiressl
+  sslcompression sslcert sslkey sslpassword sslrootcert sslcrl sslcrldir sslsni requirepeer
+  ssl_min_protocol_version ssl_max_protocol_version krbsrvname gsslib service
+  target_session_attrs load_balance_hosts]]):gmatch("%S+") do LIBPQ_KEYWORDS[k] = true end
 
 local function is_pg_url(url)
   return type(url) == "string" and (url:match("^postgres://") or url:match("^postgresql://")) ~= nil
+end
+
+-- "host=db dbname=giro ..." (libpq's key=value form): the first word's keyword, or nil.
+local function kv_keyword(url)
+  return type(url) == "string" and url:match("^%s*([%a_][%w_]*)%s*=") or nil
+end
+
+local function is_pg(url)
+  return is_pg_url(url) or (kv_keyword(url) ~= nil and LIBPQ_KEYWORDS[kv_keyword(url)] == true)
+end
+store.is_postgres = is_pg
+
+--- Which dialect and target a --db value names.
+-- "postgres://..." / "postgresql://..." or libpq's "host=... dbname=..." → postgres;
+-- "sqlite:PATH" or a plain path → sqlite.  Anything else of the form "word=..." is refused
+-- rather than taken for a file name (a mistyped keyword would create a file named after
+-- the whole string, password included).
+function store.parse_url(url)
+  if type(url) ~= "string" or url == "" then return nil, "no database given", "usage" end
+  if is_pg(url) then return dialects.postgres, url end
+  local path = url:match("^sqlite:(.+)$")
+  if path then return dialects.sqlite, path end
+  local kw = kv_keyword(url)
+  if kw then
+    return nil, string.format("--db: %q is not a libpq connection keyword; a key=value connection string "
+      .. "starts with one (host=, dbname=, ...), a SQLite file name with = in it is written sqlite:PATH", kw), "usage"
+  end
+  return dialects.sqlite, url
 end
 
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
---- The URL as it may be shown: a password (user:PASSWORD@ or ?password=) becomes ***.
+-- A key=value string's password value as written (quoted or bare) and unquoted.
+local function kv_passwords(url)
+  local out = {}
+  for q in url:gmatch("password%s*=%s*'(.-[^\\])'") do out[#out + 1] = q out[#out + 1] = (q:gsub("\\(.)", "%1")) end
+  for b in url:gmatch("password%s*=%s*([^%s']%S*)") do out[#out + 1] = b end
+  return out
+end
+
+--- The URL as it may be shown: a password (user:PASSWORD@ or ?password= or password=...)
+-- becomes ***.
 function store.redact(url)
+  if is_pg(url) and not is_pg_url(url) then
+    local shown = url:gsub("(password%s*=%s*)'.-[^\\]'", "%1***"):gsub("(password%s*=%s*)[^%s'*]%S*", "%1***")
+    return shown
+  end
   if not is_pg_url(url) then return url end
   local shown = url:gsub("^(%a+://[^:/@?#]*):[^@/?#]*@", "%1:***@")
   shown = shown:gsub("([?&]password=)[^&#]*", "%1***")
@@ -133,6 +175,11 @@ end
 -- The secrets in a PostgreSQL URL, as written and percent-decoded (longest first).
 local function secrets(url)
   local out = {}
+  if is_pg(url) and not is_pg_url(url) then
+    for _, p in ipairs(kv_passwords(url)) do if p ~= "" then out[#out + 1] = p end end
+    table.sort(out, function(a, b) return #a > #b end)
+    return out
+  end
   if not is_pg_url(url) then return out end
   local function add(p)
     if p and p ~= "" then
@@ -167,20 +214,31 @@ store.scrub = function(text, url) return scrub(text, secrets(url)) end
 local DB = {}
 DB.__index = DB
 
---- Open a store. Returns the store or nil, message (never prints the URL's password).
-function store.open(url)
-  local dialect, target = store.parse_url(url)
-  if not dialect then return nil, target end
+--- Open a store. Returns the store or nil, message, kind (never prints the URL's password).
+-- opts.must_exist: a SQLite file that does not exist is refused (kind "env") instead of
+-- created, and so is anything at that path that is not a regular file.
+function store.open(url, opts)
+  opts = opts or {}
+  local dialect, target, kind = store.parse_url(url)
+  if not dialect then return nil, target, kind end
+  if dialect.name == "sqlite" and target ~= ":memory:" then
+    local fs = require("giro.fs")
+    local st, serr = fs.stat(target)
+    if st and st.type ~= "file" then
+      return nil, string.format("%s: the database is not a regular file (it is a %s)", target, st.type), "usage"
+    end
+    if not st and opts.must_exist then return nil, string.format("%s: %s", target, serr), "env" end
+  end
   local hidden = secrets(target)
   local conn, env = dialect.open(target)
   if not conn then
     local why = tostring(env):gsub("%s+$", "")   -- libpq ends its messages with a newline
-    return nil, scrub(string.format("cannot open database %s: %s", store.redact(target), why), hidden)
+    return nil, scrub(string.format("cannot open database %s: %s", store.redact(target), why), hidden), "env"
   end
   local db = setmetatable({ conn = conn, env = env, dialect = dialect, depth = 0, secrets = hidden }, DB)
   for _, s in ipairs(dialect.setup) do
     local ok, err = conn:execute(s)
-    if not ok then db:close() return nil, scrub("cannot set up database: " .. tostring(err), hidden) end
+    if not ok then db:close() return nil, scrub("cannot set up database: " .. tostring(err), hidden), "env" end
     if type(ok) == "userdata" then ok:close() end  -- a PRAGMA answers with a row
   end
   return db
@@ -397,6 +455,12 @@ end
 function store.int(v)
   if v == nil then return nil end
   return math.tointeger(tonumber(v))
+end
+
+--- Does the table exist?
+function DB:has_table(name)
+  if self.dialect.creates then return self:first("SELECT to_regclass(?) AS t", name).t ~= nil end
+  return self:first("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", name) ~= nil
 end
 
 --- Create the tables named in `ddl` (a list of statements with {serial} placeholders).

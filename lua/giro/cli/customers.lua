@@ -17,13 +17,16 @@ local M = {
   giro customers list --db DB [--json]
       Every customer in the register.
 
-DB is a SQLite file (created when missing; default $GIRO_DB or giro.db) or a postgres:// URL.]],
+DB is a SQLite file (default $GIRO_DB or giro.db), a postgres:// URL or a libpq
+"host=... dbname=..." string.  import is the one command that creates a register (the
+SQLite file, or the tables in a PostgreSQL database); every other command refuses one
+that does not exist.]],
 }
 
-local function open(opt)
+local function open(opt, create)
   local register = require("giro.efaktura.register")
-  local reg, err = register.open(opt.db or os.getenv("GIRO_DB") or "giro.db")
-  if not reg then cli.env("%s", err) end
+  local reg, err, kind = register.open(opt.db or os.getenv("GIRO_DB") or "giro.db", { create = create })
+  if not reg then cli.fail_kind(kind, "%s", err) end
   return reg
 end
 
@@ -32,10 +35,8 @@ local sub = {}
 function sub.import(argv)
   local opt, pos = args.parse(argv, { "--db=DB", "--json" })
   if #pos ~= 1 then cli.usage("usage: giro customers import FILE.csv --db DB") end
-  local f, oerr = io.open(pos[1], "rb")
-  if not f then cli.os_fail(pos[1], "cannot open the customer file", oerr) end
-  f:close()
-  local reg = open(opt)
+  cli.check(require("giro.output").check_input(pos[1], { what = "customer CSV" }))
+  local reg = open(opt, true)
   local counts, err, kind, detail = reg:import_customers(pos[1])
   reg:close()
   if not counts then cli.fail_info(kind or "env", { message = err, field = detail and detail.field }) end

@@ -9,9 +9,11 @@ local M = {
   help = [[
   giro efaktura process REQUEST.xml --biller RULES.lua [--db DB] [-o RESPONSE.xml] [--json] [--strict]
       Answer every EnrollmentAdd/EnrollmentChange P with the biller rule's decision, register
-      deletes and receipts, write the response (stdout without -o; none when nothing needs
-      an answer).  The summary goes to stderr; with --json it is JSON, on stdout when -o is
-      given and on stderr otherwise.  A file already processed is not processed again: its
+      deletes and receipts, write the response (stdout without -o or with -o -; none when
+      nothing needs an answer).  The summary goes to stderr; with --json it is JSON, on
+      stdout when -o names a file and on stderr otherwise.  -o may be a new or regular file
+      or a symlink to one (its target is written); a directory, device, FIFO or the request
+      itself is refused before any work.  A file already processed is not processed again: its
       response is written again from the register.  --strict refuses the whole file when a
       single record cannot be answered (default: skip that record and report it).
   giro efaktura validate FILE.xml
@@ -34,8 +36,8 @@ local M = {
       Every message and answer for one agreement (the audit trail), or for every agreement
       found by customer number, reference or ThorUserId.
 
-DB is a SQLite file (created when missing; default $GIRO_DB or giro.db) or a
-postgres:// URL.  RULES is a path or a name under rules/billers/ (e.g. default).
+DB is a SQLite file (default $GIRO_DB or giro.db), a postgres:// URL or a libpq
+"host=... dbname=..." string; it must exist (giro customers import creates it).  RULES is a path or a name under rules/billers/ (e.g. default).
 Exit codes: 0 done (also when single records were skipped: see the summary), 1 the file
 was refused (nothing written, register unchanged), 2 usage, 3 environment (database,
 rule file, output).]],
@@ -46,10 +48,19 @@ local function default_db(opt)
   return opt.db or os.getenv("GIRO_DB") or "giro.db"
 end
 
+-- The files a writing command reads, which its -o must not name: the register's SQLite file
+-- (and any given request).
+local function inputs_of(opt, ...)
+  local list = { ... }
+  local dialect, path = require("giro.store").parse_url(default_db(opt))
+  if dialect and dialect.name == "sqlite" then list[#list + 1] = path end
+  return list
+end
+
 local function open_register(opt)
   local register = require("giro.efaktura.register")
-  local reg, err = register.open(default_db(opt))
-  if not reg then cli.env("%s", err) end
+  local reg, err, kind = register.open(default_db(opt))
+  if not reg then cli.fail_kind(kind, "%s", err) end
   return reg
 end
 
@@ -131,21 +142,29 @@ function sub.process(argv)
   if #pos ~= 1 then cli.usage("usage: giro efaktura process REQUEST.xml --biller RULES.lua [--db DB] [-o RESPONSE.xml] [--json]") end
   if not opt.biller then cli.usage("--biller RULES.lua is required (e.g. --biller default)") end
   local req = pos[1]
-  local fh, oerr = io.open(req, "rb")
-  if not fh then cli.os_fail(req, "cannot open the request file", oerr) end
-  fh:close()
+  local output = require("giro.output")
+  -- refuse an input or output giro must not touch before any work is done
+  cli.check(output.check_input(req, { what = "request file" }))
+  local target = cli.check(output.target(opt.output, { inputs = inputs_of(opt, req), what = "response file" }))
   local biller = require("giro.efaktura.biller")
   local b, err = biller.load(opt.biller)
   if not b then cli.env("%s", err) end
   local reg = open_register(opt)
+  -- an empty register would reject every request with 01 and mark the file processed
+  if not b.has_lookup and reg:customer_count() == 0 then
+    reg:close()
+    local db = require("giro.store").redact(default_db(opt))
+    cli.env("%s: the register has no customers (import them first: giro customers import FILE.csv --db %s; "
+      .. "or give the biller rule its own customer lookup)", db, db)
+  end
   local process = require("giro.efaktura.process")
   local summary, perr, kind = process.run{ request = req, biller = b, reg = reg, output = opt.output,
-                                           strict = opt.strict, name = req }
+                                           target = target, strict = opt.strict, name = req }
   reg:close()
   if not summary then cli.fail_kind(kind, "%s", perr) end
   if opt.json then
-    local target = opt.output and io.stdout or io.stderr
-    target:write(json_out(summary_json(summary)), "\n")
+    local target_fh = target.stdout and io.stderr or io.stdout
+    target_fh:write(json_out(summary_json(summary)), "\n")
   else
     io.stderr:write(human_summary(summary))
   end
@@ -279,14 +298,15 @@ function sub.answer(argv)
   local opt, pos = args.parse(argv, { "--db=DB", "-o, --output=FILE", "--json" })
   if #pos ~= 0 then cli.usage("usage: giro efaktura answer --db DB [-o RESPONSE.xml] [--json]") end
   local held = require("giro.efaktura.held")
+  local target = cli.check(require("giro.output").target(opt.output, { inputs = inputs_of(opt), what = "response file" }))
   local reg = open_register(opt)
-  local s, err, kind = held.answer(reg, { output = opt.output })
+  local s, err, kind = held.answer(reg, { output = opt.output, target = target })
   reg:close()
   if not s then cli.fail_kind(kind, "%s", err) end
   if opt.json then
-    local target = opt.output and io.stdout or io.stderr
+    local target_fh = target.stdout and io.stderr or io.stdout
     -- the same keys whichever way the run went (nothing to answer, a batch written again)
-    target:write(json_out({ answers = s.answers, accepted = jv(s.accepted or (s.answers == 0 and 0 or nil)),
+    target_fh:write(json_out({ answers = s.answers, accepted = jv(s.accepted or (s.answers == 0 and 0 or nil)),
       rejected = jv(s.rejected or (s.answers == 0 and 0 or nil)), remaining = s.remaining or 0, batch = jv(s.batch),
       response = jv(s.response), rewritten = s.rewritten or false }), "\n")
   elseif s.rewritten then

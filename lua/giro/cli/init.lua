@@ -201,11 +201,22 @@ function cli.main(argv)
   -- a subcommand refused before its options are parsed still answers in JSON
   cli.json.on = not mod.own_help and cli.wants_json(rest)
   cli.json.extra = nil
+  local fs = require("giro.fs")
+  fs.catch_signals()
   local ok, res = xpcall(mod.run, function(e)
-    if cli.is_failure(e) then return e end
+    if cli.is_failure(e) or (type(e) == "table" and e.kind == "interrupted") then return e end
     return debug.traceback(tostring(e), 2)
   end, rest)
   io.stdout:flush()
+  local sig = fs.caught()
+  if sig then
+    -- SIGINT/SIGTERM: the command's own cleanup ran as the error unwound; remove any
+    -- temporary file still open, then end by the same signal (exit status 128 + N)
+    require("giro.output").cleanup()
+    io.stderr:write("giro ", name, ": interrupted by ", sig == 2 and "SIGINT" or "SIGTERM",
+      "; no output written, temporary files removed\n")
+    fs.die(sig)
+  end
   if ok then return math.tointeger(res) or 0 end
   if cli.is_failure(res) then
     io.stderr:write("giro ", name, ": ", res.message, "\n")

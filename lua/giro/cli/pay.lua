@@ -57,6 +57,8 @@ local function bank_or_fail(name)
   return b
 end
 
+local KEY_CAP = 64 * 1024   -- a MAC key is tens of bytes; a key file this size is a mistake
+
 local function read_key(opt, needed)
   if opt["key-file"] and opt["key-env"] then cli.usage("give either --key-file or --key-env, not both") end
   local key
@@ -64,16 +66,11 @@ local function read_key(opt, needed)
   -- command works once the key is in place.  Messages name the file or variable, never the key.
   if opt["key-file"] then
     local file = opt["key-file"]
-    local f, oerr = io.open(file, "rb")
-    local function cannot(oserr)
-      local reason = require("giro.errors").reason(oserr)
-      cli.fail_info("env", { message = string.format("cannot read the key file %s (%s)", file, reason),
-                             reason = reason, file = file, field = "--key-file" })
+    -- a regular file of at most KEY_CAP bytes: never a device or FIFO read without end
+    local data, rerr, rkind = require("giro.output").read_small(file, KEY_CAP, "key file")
+    if not data then
+      cli.fail_info(rkind, { message = rerr, file = file, field = "--key-file", reason = rerr:match("%(([^()]+)%)$") })
     end
-    if not f then cannot(oerr) end
-    local data, rerr = f:read("a")   -- nil for a directory
-    f:close()
-    if not data then cannot(rerr) end
     key = data:gsub("[\r\n]+$", "")  -- editors add a newline (or two, or CRLF); a key has none
     if key == "" then cli.env("the key file %s is empty", file) end
   elseif opt["key-env"] then

@@ -146,7 +146,9 @@ function M.run(argv)
     return 0
   end
 
-  -- stream stdin line by line, never holding more than one line
+  -- stream stdin line by line, never holding more than one line; each result is flushed
+  -- at its newline, so that giro can serve as a co-process on a pipe
+  io.stdout:setvbuf("line")
   local all_ok = true
   for line in io.stdin:lines() do
     if line:sub(-1) == "\r" then line = line:sub(1, -2) end

@@ -65,8 +65,8 @@ function M.run(argv)
       if not opt.json then io.stdout:write(path, ": ok (", res, ")\n") end
     else
       -- a file that is not there is the environment's fault (as in `giro run`), not the rule's
-      local f = io.open(path, "rb")
-      if f then f:close() end
+      local st = require("giro.fs").stat(path)   -- never open it: a FIFO would block
+      local f = st and st.type == "file"
       status = math.max(status, f and cli.EXIT.rejected or cli.EXIT.env)
       out[#out + 1] = { path = path, kind = opt.kind or rulecheck.kind_of(path) or json.null,
                         ok = false, error = res }

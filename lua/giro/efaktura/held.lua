@@ -14,6 +14,7 @@ local errors = require("giro.errors")
 local names = require("giro.efaktura.names")
 local register = require("giro.efaktura.register")
 local response = require("giro.efaktura.response")
+local output = require("giro.output")
 local process = require("giro.efaktura.process")
 
 local held = {}
@@ -165,19 +166,27 @@ function held.decide(reg, id, d)
 end
 
 --- Write a response for every decided held request.
+-- opts.target: a giro.output target (checked before any work), or opts.output: a path (nil: stdout).
 function held.answer(reg, opts)
   local db = reg.db
+  local target = opts.target
+  if not target then
+    local terr, tkind
+    target, terr, tkind = output.target(opts.output, { what = "response file" })
+    if not target then return nil, terr, tkind end
+  end
   -- an earlier batch committed but never delivered (crash): write it again first
   local old = reg:undelivered_batch()
   if old then
-    local staging = opts.output and (opts.output .. ".giro-part") or os.tmpname()
     local header = { from_name = old.from_name, to_id = old.to_id, to_service = old.to_service }
-    local n, err = process.rewrite(header, reg:responses(old.id), staging)
-    if not n then os.remove(staging) return nil, tostring(err), "env" end
-    local ok, e = process.deliver(staging, opts.output)
-    if not ok then return nil, e, "env" end
+    local n, err, kind = process.rewrite(header, reg:responses(old.id), target)
+    if not n then return nil, tostring(err), kind or "env" end
+    if n > 0 then
+      local ok, e = target:commit()
+      if not ok then return nil, e, "env" end
+    end
     reg:mark_delivered(old.id)
-    return { answers = n, response = opts.output or "stdout", batch = old.id, rewritten = true }
+    return { answers = n, response = target.name, batch = old.id, rewritten = true }
   end
 
   local decided = {}
@@ -194,9 +203,8 @@ function held.answer(reg, opts)
   end
   local header = header_of(decided[1])
   local now = register.now()
-  local staging = opts.output and (opts.output .. ".giro-part") or os.tmpname()
-  local w, werr = response.new(staging, header)
-  if not w then return nil, tostring(werr), "env" end
+  local w, werr, wkind = process.open_response(target, header)
+  if not w then return nil, tostring(werr), wkind or "env" end
   local summary = { answers = 0, accepted = 0, rejected = 0, remaining = 0 }
   local ok, err = pcall(function()
     db:begin()
@@ -240,14 +248,14 @@ function held.answer(reg, opts)
   if not ok then
     db:rollback()
     w:abort()
-    os.remove(staging)
-    return nil, type(err) == "table" and err.env or tostring(err), "env"
+    target:abort()
+    return nil, process.errtext(err), "env"
   end
   process.crash("after-commit")
-  local dok, derr = process.deliver(staging, opts.output)
+  local dok, derr = target:commit()
   if not dok then return nil, derr .. " (run answer again to write it)", "env" end
   reg:mark_delivered(summary.batch)
-  summary.response = opts.output or "stdout"
+  summary.response = target.name
   return summary
 end
 

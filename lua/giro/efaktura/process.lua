@@ -4,7 +4,8 @@
 --   local process = require("giro.efaktura.process")
 --   local summary, err, code = process.run{
 --     request = "in.xml", biller = b, reg = reg,
---     output = "out.xml" | nil (stdout), strict = false, name = "label for messages" }
+--     output = "out.xml" | nil (stdout), strict = false, name = "label for messages",
+--     target = giro.output target (optional: made from output when absent) }
 --
 -- How a file stays one unit (see docs/efaktura.md, "Atomicity"):
 --  1. The request's SHA-256 is computed first.  A file already in the register is not
@@ -14,9 +15,10 @@
 --     time (giro.xml read_record) and handled in batches of BATCH: one query fetches the
 --     batch's customers, one its agreements, then one multi-row statement each writes the
 --     agreements, the history and the answers.  Memory holds one batch, never the file.
---  3. Answers stream into a temporary response file, which is validated against the
---     response XSD and fsynced.  Only then is the transaction committed (it also records
---     the file and its answers), and only then is the response renamed into place.
+--  3. Answers stream into a temporary response file (giro.output: next to the output, or an
+--     anonymous memory file for stdout), which is validated against the response XSD and
+--     fsynced.  Only then is the transaction committed (it also records the file and its
+--     answers), and only then is the response renamed into place (or copied to stdout).
 --  A crash before COMMIT leaves the register as it was (the next run starts over); a crash
 --  after COMMIT leaves the answers in the register, and the next run of the same file
 --  writes the identical response from them.
@@ -26,6 +28,7 @@ local errors = require("giro.errors")
 local request_reader = require("giro.efaktura.request")
 local response = require("giro.efaktura.response")
 local register = require("giro.efaktura.register")
+local output = require("giro.output")
 
 local process = {}
 
@@ -114,51 +117,49 @@ local function request_json(f)
   return cjson.encode(t)
 end
 
--- The register's view of the output: where the response goes and how it is delivered.
-local function staging_for(output, digest)
-  if output then
-    local dir, base = output:match("^(.*/)([^/]*)$")
-    dir, base = dir or "", base or output
-    return dir .. "." .. base .. ".giro-" .. digest:sub(1, 12)
-  end
-  return os.tmpname()
+-- Where the response goes: a giro.output target (checked by the CLI before any work; made
+-- here for callers that pass a path).
+local function target_of(opts)
+  if opts.target then return opts.target end
+  local t, err, kind = output.target(opts.output, { inputs = { opts.request }, what = "response file" })
+  if not t then return nil, err, kind end
+  opts.target = t
+  return t
 end
 
-local function deliver(staging, output)
-  if output then
-    local ok, err = os.rename(staging, output)
-    if not ok then return nil, "cannot move the response into place: " .. tostring(err) end
-    return true
-  end
-  local f, err = io.open(staging, "rb")
-  if not f then return nil, err end
-  while true do
-    local chunk = f:read(1 << 16)
-    if not chunk then break end
-    io.stdout:write(chunk)
-  end
-  f:close()
-  io.stdout:flush()
-  os.remove(staging)
-  return true
+-- A response writer on the target's temporary file (nil, message, kind on failure).
+local function open_response(target, header)
+  local t, err, kind = target:open()
+  if not t then return nil, err, kind end
+  local w, werr = response.new({ fd = t:fd(), path = t:path(), name = target.name }, header)
+  if not w then target:abort() return nil, werr, "env" end
+  return w
 end
-process.deliver = deliver
+process.open_response = open_response
 
---- Write a response from stored answers (an iterator of response rows) to staging.
-function process.rewrite(header, rows, staging)
-  local w, err
+-- The text of a caught error (an interruption's message, a table's env/rejected text).
+local function errtext(e)
+  if type(e) == "table" then return tostring(e.message or e.env or e.rejected or e[1]) end
+  return tostring(e)
+end
+process.errtext = errtext
+
+--- Write a response from stored answers (an iterator of response rows) to target's temp file;
+-- returns the number of answers (0: nothing opened) or nil, message, kind.
+function process.rewrite(header, rows, target)
+  local w, err, kind
   local n = 0
   for row in rows do
     if not w then
-      w, err = response.new(staging, header)
-      if not w then return nil, err end
+      w, err, kind = open_response(target, header)
+      if not w then return nil, err, kind end
     end
     w:answer(row)
     n = n + 1
   end
   if not w then return 0 end
   local ok, e = w:commit()
-  if not ok then return nil, e end
+  if not ok then target:abort() return nil, errtext(type(e) == "table" and (e.text or e) or e), "env" end
   return n
 end
 
@@ -168,17 +169,16 @@ local function replay(opts, file)
   local summary = file.summary and cjson.decode(file.summary) or new_summary(opts.name, file.digest)
   summary.replayed = true
   summary.processed_at = file.processed_at
-  local staging = staging_for(opts.output, file.digest)
+  local target = opts.target
   local header = { from_name = file.from_name, to_id = file.to_id, to_service = file.to_service }
-  local n, err = process.rewrite(header, reg:responses(file.id), staging)
-  if not n then os.remove(staging) return nil, "cannot write the response again: " .. tostring(err), "env" end
+  local n, err, kind = process.rewrite(header, reg:responses(file.id), target)
+  if not n then return nil, "cannot write the response again: " .. tostring(err), kind or "env" end
   if n > 0 then
-    local ok, e = deliver(staging, opts.output)
+    local ok, e = target:commit()
     if not ok then return nil, e, "env" end
     reg:mark_delivered(file.id)
-    summary.response = opts.output or "stdout"
+    summary.response = target.name
   else
-    os.remove(staging)
     summary.response = nil
   end
   return summary
@@ -189,6 +189,10 @@ function process.run(opts)
   local reg, b = opts.reg, opts.biller
   local name = opts.name or opts.request
   b.request_name = name     -- rule errors name the record: NAME:LINE
+  local target, terr, tkind = target_of(opts)
+  if not target then return nil, terr, tkind end
+  local ist, ierr, ikind = output.check_input(opts.request, { what = "request file" })
+  if not ist then return nil, ierr, ikind end
   local digest, derr = process.digest(opts.request)
   if not digest then return nil, derr, "env" end
   local done = reg:file_by_digest(digest)
@@ -200,20 +204,19 @@ function process.run(opts)
   local summary = new_summary(name, digest)
   summary.to = rd.header.to_id
   local db = reg.db
-  local staging = staging_for(opts.output, digest)
   local writer
   local now = register.now()
 
-  local function abort(msg, code)
+  local function abort(msg, kind)
     db:rollback()
     if writer then writer:abort() end
+    target:abort()
     rd:close()
-    os.remove(staging)
-    return nil, msg, code
+    return nil, msg, kind
   end
 
   local ok, perr = pcall(db.begin, db)
-  if not ok then return abort(tostring(perr), "env") end
+  if not ok then return abort(errtext(perr), "env") end
   -- a second giro may have processed the same file while this one waited for the lock
   local file_id
   ok, perr = pcall(function()
@@ -223,7 +226,7 @@ function process.run(opts)
                               to_id = header.to_id, to_service = header.to_service, processed_at = now }
     end
   end)
-  if not ok then return abort(tostring(perr), "env") end
+  if not ok then return abort(errtext(perr), "env") end
   if done then
     abort()
     return replay(opts, done)
@@ -280,7 +283,7 @@ function process.run(opts)
       local ans = { element = rec.element, account = f.BillerAccountNumber, status = a.answer, reason = a.reason or "",
                     message = a.message or "", provider = f.ThorContentProviderId, thor_user_id = f.ThorUserId }
       if not writer then
-        local w, werr = response.new(staging, header)
+        local w, werr = open_response(target, header)
         if not w then error({ env = "cannot write the response: " .. tostring(werr) }) end
         writer = w
       end
@@ -430,7 +433,7 @@ function process.run(opts)
   if not ok then
     if type(perr) == "table" and perr.rejected then return abort(perr.rejected, "input") end
     if type(perr) == "table" and perr.env then return abort(perr.env, "env") end
-    return abort(tostring(perr), "env")
+    return abort(errtext(perr), "env")
   end
   rd:close()
   if opts.strict and summary.skipped > 0 then
@@ -439,11 +442,11 @@ function process.run(opts)
       name, first.line, first.problem, summary.skipped), "input")
   end
 
-  summary.response = writer and (opts.output or "stdout") or nil
+  summary.response = writer and target.name or nil
   summary.processed_at = now
   ok, perr = pcall(reg.update_file, reg, file_id, { from_name = header.from_name, to_id = header.to_id,
     to_service = header.to_service, records = summary.records, answers = summary.answers, summary = cjson.encode(summary) })
-  if not ok then return abort(tostring(perr), "env") end
+  if not ok then return abort(errtext(perr), "env") end
 
   if writer then
     local vok, verr = writer:commit()
@@ -455,14 +458,12 @@ function process.run(opts)
   end
   process.crash("after-validate")
   ok, perr = pcall(db.commit, db)
-  if not ok then return abort(tostring(perr), "env") end
+  if not ok then return abort(errtext(perr), "env") end
   process.crash("after-commit")
   if summary.response then
-    local dok, derr2 = deliver(staging, opts.output)
+    local dok, derr2 = target:commit()
     if not dok then return nil, derr2 .. " (the register has the answers: run the same command again)", "env" end
     reg:mark_delivered(file_id)
-  else
-    os.remove(staging)
   end
   process.crash("after-deliver")
   return summary

@@ -2,7 +2,7 @@
 -- one database (giro.store: SQLite file by default, PostgreSQL by URL).
 --
 --   local register = require("giro.efaktura.register")
---   local reg = assert(register.open("register.db"))
+--   local reg = assert(register.open("register.db"))   -- { create = true }: customers import only
 --   reg:import_customers("customers.csv")      --> { added = n, updated = n, unchanged = n }
 --   reg:customers({"0042", "17"})              --> { ["0042"] = customer, ... }
 --   reg:agreements(keys)                        --> { [key] = agreement row, ... }
@@ -105,10 +105,29 @@ Reg.__index = Reg
 
 register.SCHEMA = "1"
 
---- Open (and create if needed) the register at url (see giro.store.open).
-function register.open(url)
-  local db, err = store.open(url)
-  if not db then return nil, err end
+--- Open the register at url (see giro.store.open): nil, message, kind when there is none.
+-- Only opts.create (giro customers import) makes a new one; every other command refuses a
+-- register that does not exist (or a database that holds no giro register), so that a
+-- mistyped --db never answers from an empty register.
+function register.open(url, opts)
+  opts = opts or {}
+  local db, err, kind = store.open(url, { must_exist = not opts.create })
+  local shown = store.redact(tostring(url))
+  if not db then
+    if kind == "env" and not opts.create and not store.is_postgres(url) and tostring(err):find("No such file", 1, true) then
+      return nil, string.format("%s: no such register (it is created by: giro customers import FILE.csv --db %s)",
+        shown, shown), "env"
+    end
+    return nil, err, kind
+  end
+  if not opts.create then
+    local okt, has = pcall(db.has_table, db, "giro_meta")
+    if not okt or not has then
+      db:close()
+      return nil, string.format("%s: not a giro register (no giro_meta table; a register is created by: "
+        .. "giro customers import FILE.csv --db %s)", shown, shown), "env"
+    end
+  end
   local ok, e = pcall(function()
     db:ensure(DDL)
     local v = db:first("SELECT value FROM giro_meta WHERE key = 'schema'")
@@ -118,7 +137,7 @@ function register.open(url)
       error(string.format("the register has schema version %s; this giro reads version %s", v.value, register.SCHEMA), 0)
     end
   end)
-  if not ok then db:close() return nil, tostring(e) end
+  if not ok then db:close() return nil, tostring(e), "env" end
   return setmetatable({ db = db }, Reg)
 end
 
@@ -169,6 +188,12 @@ local function customer_from_row(row)
   return c
 end
 register.customer_from_row = customer_from_row
+
+--- How many customers the register holds.
+function Reg:customer_count()
+  local row = self.db:first("SELECT count(*) AS n FROM customers")
+  return store.int(row and row.n) or 0
+end
 
 --- Customers by number: returns { [number] = customer } for those that exist.
 function Reg:customers(numbers)

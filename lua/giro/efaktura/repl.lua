@@ -115,10 +115,11 @@ function M.setup(biller_path, start, files, db)
   for i, f in ipairs(keep) do files[i] = f end
   local register = require("giro.efaktura.register")
   local path = db or os.getenv("GIRO_DB") or "giro.db"
-  local fh = io.open(path, "rb")
-  if fh or path:match("^postgres") then
-    if fh then fh:close() end
-    state.reg = register.open(path)
+  -- an existing register only (never created here, never a FIFO opened)
+  if require("giro.store").is_postgres(path) or require("giro.fs").stat(path) then
+    local reg, rerr = register.open(path)
+    if not reg then error(rerr, 0) end
+    state.reg = reg
   end
   start.env = start.env or {}
   start.env.biller = b

@@ -121,6 +121,9 @@ end
 function request.open(path, opts)
   opts = opts or {}
   local name = opts.name or path
+  -- a FIFO would block the reader, /dev/zero feed it forever: regular files only
+  local st, serr = require("giro.output").check_input(path, { what = "request file" })
+  if not st then return nil, serr end
   local r, err = xml.open(path, { name = name })
   if not r then return nil, err end
   local self = setmetatable({ r = r, name = name, depth = "top", rq = 0, count = 0 }, Reader)

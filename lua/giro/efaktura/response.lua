@@ -1,12 +1,13 @@
 --- giro.efaktura.response: write a Nets eFaktura response file, streaming.
 --
 --   local response = require("giro.efaktura.response")
---   local w = response.new(tmp_path, { from_name = "8080", to_id = "NOR999999999-1", to_service = "1" })
+--   local tmp = target:open()               -- a giro.output target's temporary file
+--   local w = response.new({ fd = tmp:fd(), path = tmp:path(), name = "out.xml" }, { from_name = "8080", to_id = "NOR999999999-1", to_service = "1" })
 --   w:answer{ element = "EnrollmentAdd", account = "999", status = "A", reason = "", message = "",
 --             provider = "NOR999999999-1", thor_user_id = "abc==" }
---   local ok, err = w:commit()     -- closes <Message>, validates against the response XSD,
---                                  -- fsyncs and renames onto tmp_path; nothing is left on failure
---   w:abort()                      -- or: throw the half-written file away
+--   local ok, err = w:commit()     -- closes <Message>, validates against the response XSD and
+--                                  -- fsyncs; target:commit() then puts the file in place
+--   w:abort()                      -- or: stop writing (target:abort() removes the temp)
 --
 -- The layout is that of the spec's response examples (5.3) and the restated XSD (5.5):
 -- an ISO-8859-1 declaration and bytes, values in CDATA, <Status/>, <BillerReason/> and
@@ -28,8 +29,8 @@ response.MESSAGES = {
 local W = {}
 W.__index = W
 
-function response.new(path, header)
-  local w, err = xml.writer{ encoding = "ISO-8859-1", path = path, indent = true }
+function response.new(file, header)
+  local w, err = xml.writer{ encoding = "ISO-8859-1", fd = file.fd, path = file.path, name = file.name, indent = true }
   if not w then return nil, err end
   w:start("Message")
    :start("Response")
