@@ -49,9 +49,11 @@ function errors.reason(oserr)
   return s:match(":%s*([^:]+)$") or s
 end
 
---- nil, "PATH: WHAT: REASON", "env" for a failed OS call (io.open's second value as oserr).
+--- nil, "PATH: WHAT: REASON", "env", { file = PATH, reason = REASON } for a failed OS call
+-- (io.open's second value as oserr); the fourth value gives the CLI's JSON error its keys.
 function errors.os(path, what, oserr)
-  return nil, string.format("%s: %s: %s", path, what, errors.reason(oserr)), "env"
+  local reason = errors.reason(oserr)
+  return nil, string.format("%s: %s: %s", path, what, reason), "env", { file = path, reason = reason }
 end
 
 --- A value as a message may quote it: at most `max` (default 40) characters of it, and its

@@ -184,7 +184,7 @@ function output.check_input(path, opts)
   local what = opts.what or "input file"
   if path == "-" and opts.stdin then return { type = "stdin" } end
   local st, err = fs.stat(path)
-  if not st then return errors.env("%s: cannot open the %s: %s", path, what, err) end
+  if not st then return errors.os(path, "cannot open the " .. what, err) end
   if st.type ~= "file" then
     return errors.usage("%s %s: the %s must be a regular file", path, REFUSED[st.type] or REFUSED.other, what)
   end

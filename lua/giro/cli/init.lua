@@ -83,9 +83,13 @@ function cli.fail_kind(kind, fmt, ...)
 end
 
 --- The value of a library call, or stop with its error: `local reg = cli.check(register.open(db))`.
-function cli.check(v, message, kind, ...)
-  if v == nil then cli.fail_kind(kind, "%s", tostring(message)) end
-  return v, message, kind, ...
+-- A fourth value { file, reason, field } (errors.os gives one) fills the JSON error's keys.
+function cli.check(v, message, kind, detail, ...)
+  if v == nil then
+    detail = type(detail) == "table" and detail or {}
+    cli.fail_info(kind, { message = tostring(message), file = detail.file, reason = detail.reason, field = detail.field })
+  end
+  return v, message, kind, detail, ...
 end
 
 --- Table output padded by characters, not bytes (giro.text): cli.format("%-12s", "Åse").

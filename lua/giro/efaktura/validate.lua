@@ -90,7 +90,7 @@ function validate.file(path, opts)
   local name = opts.name or path
   local res = { ok = false, errors = {}, file = name }
   local st, serr = require("giro.output").check_input(path, { what = "file to validate" })
-  if not st then res.env = serr res.reason = serr:match("%(([^()]+)%)$") return res end
+  if not st then res.env = serr res.reason = serr:match(": ([^:]+)$") return res end
   local fh, oerr = io.open(path, "rb")
   if not fh then
     res.reason = require("giro.errors").reason(oerr)
