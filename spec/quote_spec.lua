@@ -41,6 +41,29 @@ describe("problem messages on hostile request files", function()
   end)
 end)
 
+describe("consumer data longer than the spec's field table allows", function()
+  local dir, db
+  setup(function() dir, db = H.setup() end)
+  teardown(function() H.rmdir(dir) end)
+
+  it("skips the record (FirstName AN 50, a 9 MiB name) before the rule sees it; the others are answered", function()
+    local recs = {
+      H.add("1000017", "a1==", ("K"):rep(9 * 1024 * 1024), "Nordmann"),
+      H.add("1000017", "a2==", ("K"):rep(51), "Nordmann"),        -- one character too many
+      H.add("1000017", "a3==", ("K"):rep(50), "Nordmann"),        -- exactly the spec's length
+      H.add("1000017", "a4==", "Kari", "Nordmann"),
+    }
+    local req = H.write(dir .. "/long.xml", H.request{ records = recs })
+    local rc, _, err = H.run({ "efaktura", "process", req, "--biller", "default", "--db", db, "-o", dir .. "/out.xml" })
+    assert.equal(0, rc, err)
+    assert.truthy(err:find("FirstName has 9437184 characters (at most 50)", 1, true), err)
+    assert.truthy(err:find("FirstName has 51 characters (at most 50)", 1, true), err)
+    assert.is_true(#err < 5000, #err .. " bytes on stderr")
+    -- two answers: the 50-character name (rejected 02 by the default rule's name match) and Kari
+    assert.equal(2, #H.answers(dir .. "/out.xml"))
+  end)
+end)
+
 describe("payment messages on hostile values", function()
   local pay = require("giro.pay")
   local danske = assert(pay.bank("danske"))

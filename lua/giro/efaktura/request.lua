@@ -25,6 +25,12 @@
 local xml = require("giro.xml")
 local errors = require("giro.errors")
 
+-- the spec's field lengths (v2.9 field table) for the consumer's data, checked in this order
+local MAX_CHARS = {
+  { "FirstName", 50 }, { "LastName", 50 }, { "Address1", 50 }, { "Address2", 50 }, { "City", 50 },
+  { "State", 30 }, { "PostalCode", 20 }, { "Country", 30 },
+}
+
 local request = {}
 
 -- The leaves of an AccountInfoRecord in DTD order (all required by the request DTD).
@@ -203,6 +209,15 @@ local function record_problem(f, lines, element, count, status)
   n = utf8.len(trim(uid)) or #uid
   if n == 0 then return "ThorUserId is empty" end
   if (utf8.len(uid) or #uid) > 35 then return string.format("ThorUserId has %d characters (at most 35)", utf8.len(uid)) end
+  -- the consumer's data at most as long as the spec's field table allows (AN 50, 30, 20): a
+  -- hostile 9 MiB name never reaches the biller rule's name matching
+  for _, m in ipairs(MAX_CHARS) do
+    local v = f[m[1]]
+    local len = utf8.len(v) or #v
+    if len > m[2] then
+      return string.format("%s has %d characters (at most %d): %s", m[1], len, m[2], errors.quote(v))
+    end
+  end
   if not KIND[element][status] then
     return string.format("<%s> with BillerEnrollmentStatus %s is not a message of the spec (expected %s)",
       element, errors.quote(status), element == "EnrollmentAdd" and "P" or element == "EnrollmentDelete" and "D" or "P, A, N or D")
