@@ -42,7 +42,7 @@ describe("giro repl in a terminal", function()
 
   it("Ctrl-C interrupts a running chunk, the session goes on, the history is written", function()
     local hist = dir .. "/history"
-    local cmd = string.format("cd %s && GIRO_HISTORY=%s ASAN_OPTIONS=detect_leaks=1 %s repl; echo EXIT=$? >%s; sleep 60",
+    local cmd = string.format("cd %s && GIRO_HISTORY=%s %s repl; echo EXIT=$? >%s; sleep 60",
       q(dir), q(hist), q(H.giro), q(dir .. "/exit"))
     tmux("new-session -d -s repl -x 100 -y 30 " .. q(cmd))
     assert.truthy(wait_for(function() return screen():find("giro>", 1, true) end, 20), screen())
@@ -72,7 +72,7 @@ describe("giro ref check KIND - as a co-process", function()
     -- 1234567890 -> Luhn (mod 10) check digit 3, by hand: 0*2 9 8*2 7 6*2 5 4*2 3 2*2 1 -> 47
     local script = string.format([[
 cd %s && mkfifo in out
-ASAN_OPTIONS=detect_leaks=1 %s ref check kid10 - <in >out &
+%s ref check kid10 - <in >out &
 exec 3>in 4<out
 echo 12345678903 >&3
 if read -t 10 line <&4; then echo "got: $line"; else echo "no answer while the input is open"; fi

@@ -8,7 +8,7 @@ local function giro(words, stdin)
   local cmd = { H.sh_quote(H.giro) }
   for _, w in ipairs(words) do cmd[#cmd + 1] = H.sh_quote(w) end
   if stdin then H.write(dir .. "/in", stdin) end
-  local p = io.popen("GIRO_HISTORY= ASAN_OPTIONS=detect_leaks=1 " .. table.concat(cmd, " ") .. " >" .. dir
+  local p = io.popen("GIRO_HISTORY= " .. table.concat(cmd, " ") .. " >" .. dir
     .. "/out 2>" .. dir .. "/err <" .. (stdin and (dir .. "/in") or "/dev/null") .. "; echo $?")
   local rc = tonumber(p:read("l"))
   p:close()

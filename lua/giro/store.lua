@@ -219,6 +219,7 @@ DB.__index = DB
 -- created, and so is anything at that path that is not a regular file.
 function store.open(url, opts)
   opts = opts or {}
+  local created   -- the SQLite file this open creates (DB:discard removes it again)
   local dialect, target, kind = store.parse_url(url)
   if not dialect then return nil, target, kind end
   if dialect.name == "sqlite" and target ~= ":memory:" then
@@ -228,6 +229,16 @@ function store.open(url, opts)
       return nil, string.format("%s: the database is not a regular file (it is a %s)", target, st.type), "usage"
     end
     if not st and opts.must_exist then return nil, string.format("%s: %s", target, serr), "env" end
+    if not st then
+      -- SQLite's own message for a missing directory is "unable to open database file": say why
+      local dir = target:match("^(.*)/[^/]*$") or "."
+      local dst, derr = fs.stat(dir == "" and "/" or dir)
+      if not dst then return nil, string.format("%s: cannot create the database: %s: %s", target, dir, derr), "env" end
+      if dst.type ~= "dir" then
+        return nil, string.format("%s: cannot create the database: %s is not a directory", target, dir), "env"
+      end
+      created = target
+    end
   end
   local hidden = secrets(target)
   local conn, env = dialect.open(target)
@@ -235,10 +246,13 @@ function store.open(url, opts)
     local why = tostring(env):gsub("%s+$", "")   -- libpq ends its messages with a newline
     return nil, scrub(string.format("cannot open database %s: %s", store.redact(target), why), hidden), "env"
   end
-  local db = setmetatable({ conn = conn, env = env, dialect = dialect, depth = 0, secrets = hidden }, DB)
+  local db = setmetatable({ conn = conn, env = env, dialect = dialect, depth = 0, secrets = hidden, created = created }, DB)
   for _, s in ipairs(dialect.setup) do
     local ok, err = conn:execute(s)
-    if not ok then db:close() return nil, scrub("cannot set up database: " .. tostring(err), hidden), "env" end
+    if not ok then
+      db:discard()
+      return nil, scrub(string.format("%s: cannot set up the database: %s", store.redact(target), tostring(err)), hidden), "env"
+    end
     if type(ok) == "userdata" then ok:close() end  -- a PRAGMA answers with a row
   end
   return db
@@ -500,5 +514,16 @@ function DB:close()
 end
 DB.__close = DB.close
 DB.__gc = DB.close
+
+--- Close, and remove again the SQLite file this open created (with its journal): a command
+-- that fails before its first commit then leaves no database behind.  A database that
+-- existed before, and PostgreSQL's, are only closed.
+function DB:discard()
+  self:close()
+  if self.created then
+    for _, suffix in ipairs({ "", "-journal", "-wal", "-shm" }) do os.remove(self.created .. suffix) end
+    self.created = nil
+  end
+end
 
 return store

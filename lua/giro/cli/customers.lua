@@ -38,8 +38,11 @@ function sub.import(argv)
   cli.check(require("giro.output").check_input(pos[1], { what = "customer CSV" }))
   local reg = open(opt, true)
   local counts, err, kind, detail = reg:import_customers(pos[1])
+  if not counts then
+    reg:discard()   -- a register this import was to create is not left behind empty
+    cli.fail_info(kind or "env", { message = err, field = detail and detail.field })
+  end
   reg:close()
-  if not counts then cli.fail_info(kind or "env", { message = err, field = detail and detail.field }) end
   if opt.json then
     io.stdout:write(require("giro.json").encode(counts), "\n")
   else

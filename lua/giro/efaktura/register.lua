@@ -137,12 +137,16 @@ function register.open(url, opts)
       error(string.format("the register has schema version %s; this giro reads version %s", v.value, register.SCHEMA), 0)
     end
   end)
-  if not ok then db:close() return nil, tostring(e), "env" end
+  if not ok then db:discard() return nil, tostring(e), "env" end
   return setmetatable({ db = db }, Reg)
 end
 
 function Reg:close() self.db:close() end
 Reg.__close = Reg.close
+
+--- Close; a SQLite register this open created is removed again (a failed first import leaves
+-- no empty register for the next command to answer from).
+function Reg:discard() self.db:discard() end
 
 ------------------------------------------------------------------------------------------
 -- customers
