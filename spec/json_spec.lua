@@ -11,6 +11,17 @@ local function run_json(words, stdin)
 end
 
 describe("--json", function()
+  it("efaktura validate on a missing file: the result's keys beside the error object", function()
+    local code, out = P.run({ "efaktura", "validate", "/nonexistent/r.xml", "--json" })
+    assert.equal(3, code)
+    assert.equal('"errors":[]', out:match('"errors":%[%]'), out)
+    local r = cjson.decode(out)
+    assert.equal(false, r.ok)
+    assert.equal("/nonexistent/r.xml", r.file)
+    assert.equal("env", r.error.kind)
+    assert.equal("No such file or directory", r.error.reason)
+  end)
+
   it("giro pay banks: an array of banks, each with an array of messages and versions", function()
     local list, text = run_json({ "pay", "banks", "--json" })
     assert.equal("[", text:sub(1, 1))

@@ -192,13 +192,14 @@ function output.check_input(path, opts)
 end
 
 --- Read a small file (a key) whole, refusing anything but a regular file of at most cap bytes.
--- A key that cannot be read is the set-up's problem (kind env), as a missing one is.
+-- A key that is missing or too big is the set-up's problem (kind env); a path that is not a
+-- regular file (a device, a FIFO, a directory) the caller's (usage), as for every input.
 function output.read_small(path, cap, what)
   local st, err = fs.stat(path)
   if not st then return errors.env("cannot read the %s %s (%s)", what, path, err) end
-  if st.type == "dir" then return errors.env("cannot read the %s %s (Is a directory)", what, path) end
+  if st.type == "dir" then return errors.usage("cannot read the %s %s (Is a directory)", what, path) end
   if st.type ~= "file" then
-    return errors.env("cannot read the %s %s (it %s; a %s must be a regular file)", what, path,
+    return errors.usage("cannot read the %s %s (it %s; a %s must be a regular file)", what, path,
       REFUSED[st.type] or REFUSED.other, what)
   end
   if st.size > cap then

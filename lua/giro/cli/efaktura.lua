@@ -69,6 +69,8 @@ local function json_out(v) return json.encode(v) end
 
 -- JSON values: nil as null (keys are present whether or not they have a value)
 local function jv(v) if v == nil then return json.null end return v end
+-- a text the register keeps as "" when there is none (an accepted answer's reason): null too
+local function jtext(v) if v == nil or v == "" then return json.null end return v end
 
 -- The element of an agreement or history row as the file names it: agreements store
 -- "Add"/"Change", history the whole "EnrollmentAdd"; JSON always says the latter.
@@ -176,7 +178,11 @@ function sub.validate(argv)
   if #pos ~= 1 then cli.usage("usage: giro efaktura validate FILE.xml") end
   local validate = require("giro.efaktura.validate")
   local res = validate.file(pos[1])
-  if res.env then cli.fail_info("env", { message = res.env, reason = res.reason, file = pos[1] }) end
+  if res.env then
+    -- under --json the result's keys are there beside the error object, as for an invalid file
+    cli.json.extra = { ok = false, errors = json.array(), file = pos[1] }
+    cli.fail_info(res.kind or "env", { message = res.env, reason = res.reason, file = pos[1] })
+  end
   if opt.json then
     local errs = json.array()
     for i, e in ipairs(res.errors) do errs[i] = { line = jv(e.line), message = jv(e.message), text = jv(e.text) } end
@@ -329,8 +335,8 @@ end
 
 local function agreement_json(a)
   return { id = a.id, status = a.status, account = a.account, provider = a.provider, thor_user_id = a.thor_user_id,
-    customer = jv(a.customer), element = element_name(a.element), answer = jv(a.answer), reason = jv(a.reason),
-    message = jv(a.message), created_at = a.created_at, updated_at = a.updated_at }
+    customer = jv(a.customer), element = element_name(a.element), answer = jv(a.answer), reason = jtext(a.reason),
+    message = jtext(a.message), created_at = a.created_at, updated_at = a.updated_at }
 end
 
 -- The columns of `agreements --csv`, in order (the header row names them).
@@ -418,7 +424,7 @@ function sub.history(argv)
       local out = json.array()
       for i, e in ipairs(h) do
         out[i] = { id = e.id, at = e.at, event = e.event, element = element_name(e.element), status_before = jv(e.status_before),
-          status_after = jv(e.status_after), answer = jv(e.answer), reason = jv(e.reason), message = jv(e.message),
+          status_after = jv(e.status_after), answer = jv(e.answer), reason = jtext(e.reason), message = jtext(e.message),
           detail = jv(e.detail), line = jv(e.line), file_id = jv(e.file_id) }
       end
       return out

@@ -3,7 +3,8 @@
 --   local validate = require("giro.efaktura.validate")
 --   local res = validate.file("in.xml")
 --   res.ok, res.kind ("request"|"response"|nil), res.errors = { { line =, message =, text = "FILE:LINE: msg" } }
---   res.env  -- set when the file cannot be read at all
+--   res.env  -- set when the file cannot be read at all (res.kind: "env", or "usage" for a
+--               path that is not a regular file)
 --
 -- The schema is chosen by the file's content: <Message><Request> is a request (checked
 -- against request.xsd, which accepts both the spec examples' and the DTD's ServiceProvider
@@ -89,8 +90,13 @@ function validate.file(path, opts)
   opts = opts or {}
   local name = opts.name or path
   local res = { ok = false, errors = {}, file = name }
-  local st, serr = require("giro.output").check_input(path, { what = "file to validate" })
-  if not st then res.env = serr res.reason = serr:match(": ([^:]+)$") return res end
+  local st, serr, skind = require("giro.output").check_input(path, { what = "file to validate" })
+  if not st then
+    -- a missing file is the environment's failure, a device or FIFO the caller's (usage)
+    res.env, res.kind = serr, skind
+    if skind == "env" then res.reason = serr:match(": ([^:]+)$") end
+    return res
+  end
   local fh, oerr = io.open(path, "rb")
   if not fh then
     res.reason = require("giro.errors").reason(oerr)
