@@ -99,8 +99,11 @@ function output.target(path, opts)
       return errors.usage("%s %s: giro writes only regular files (or - for stdout)", shown, REFUSED[st.type] or REFUSED.other)
     end
     for _, input in ipairs(opts.inputs or {}) do
-      if input ~= "-" and same_file(final, input) then
-        return errors.usage("%s is the input file %s: giro does not overwrite what it reads", shown, input)
+      -- an input is a path, or { path = PATH, what = "the register" } for a clearer message
+      local ipath = type(input) == "table" and input.path or input
+      local iwhat = type(input) == "table" and input.what or "the input file"
+      if ipath ~= "-" and same_file(final, ipath) then
+        return errors.usage("%s is %s %s: giro does not overwrite what it reads", shown, iwhat, ipath)
       end
     end
   elseif not serr:find("No such file", 1, true) then

@@ -53,7 +53,7 @@ end
 local function inputs_of(opt, ...)
   local list = { ... }
   local dialect, path = require("giro.store").parse_url(default_db(opt))
-  if dialect and dialect.name == "sqlite" then list[#list + 1] = path end
+  if dialect and dialect.name == "sqlite" then list[#list + 1] = { path = path, what = "the register" } end
   return list
 end
 
@@ -141,7 +141,7 @@ local sub = {}
 
 function sub.process(argv)
   local opt, pos = args.parse(argv, { "--biller=RULES", "--db=DB", "-o, --output=FILE", "--json", "--strict" })
-  if #pos ~= 1 then cli.usage("usage: giro efaktura process REQUEST.xml --biller RULES.lua [--db DB] [-o RESPONSE.xml] [--json]") end
+  if #pos ~= 1 then cli.usage("usage: giro efaktura process REQUEST.xml --biller RULES.lua [--db DB] [-o RESPONSE.xml] [--json] [--strict]") end
   if not opt.biller then cli.usage("--biller RULES.lua is required (e.g. --biller default)") end
   local req = pos[1]
   local output = require("giro.output")
