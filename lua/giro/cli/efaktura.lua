@@ -147,8 +147,11 @@ function sub.process(argv)
   local output = require("giro.output")
   -- refuse an input or output giro must not touch before any work is done
   cli.check(output.check_input(req, { what = "request file" }))
-  local target = cli.check(output.target(opt.output, { inputs = inputs_of(opt, req), what = "response file" }))
   local biller = require("giro.efaktura.biller")
+  -- the biller rule is read too: -o must not name it either
+  local rule_path = biller.find(opt.biller)
+  local target = cli.check(output.target(opt.output, { inputs = inputs_of(opt, req,
+    rule_path and { path = rule_path, what = "the biller rule" } or nil), what = "response file" }))
   local b, err = biller.load(opt.biller)
   if not b then cli.env("%s", err) end
   local reg = open_register(opt)
