@@ -48,7 +48,7 @@
 #include <time.h>
 #include "giro.h"
 
-enum { PERIOD = 1000, SRC_MAX = 1024, MSG_MAX = 2400, CHURN_PER_INSN = 16 };
+enum { PERIOD = 1000, SRC_MAX = 1024, MSG_MAX = 2400, CHURN_PER_INSN = 16, NESTED_COST = 100 };
 enum { TRIP_NONE, TRIP_BUDGET, TRIP_MEMORY, TRIP_TIME };
 
 /* The CPU-time deadline of a call with a budget: DEADLINE_BASE_NS plus
@@ -293,10 +293,13 @@ static int run_limited(lua_State *L)
     f.ga->refused = old_refused;
     lua_sethook(L, old_hook, old_mask, old_count);
     if (f.prev) {
-        /* the caller pays for the inner call; if that used up the caller's
-         * own limits, its hook trips on its next instruction */
-        f.prev->count += f.count;
-        int over = f.prev->budget && f.prev->count >= f.prev->budget;
+        /* the caller pays for the inner call, at least NESTED_COST: restoring
+         * the hook restarts the caller's countdown, so a loop of short nested
+         * calls (a rule's metamethod) would otherwise never reach its hook.
+         * For the same reason the caller's deadline is checked here.  If the
+         * caller's limits are used up, its hook trips on its next instruction. */
+        f.prev->count += f.count + NESTED_COST;
+        int over = (f.prev->budget && f.prev->count >= f.prev->budget) || past_deadline(f.prev);
         if ((refused || f.tripped == TRIP_MEMORY) && f.soft == f.prev->soft) {
             f.ga->refused = 1;
             over = 1;

@@ -585,7 +585,7 @@ static int bs_gsub(lua_State *L)
 /* Other library functions whose work in C grows with their argument without
  * allocating: wrapped (the original is upvalue 1) to charge that work first.
  * Upvalue 2 says how it is measured. */
-enum { COST_STRING, COST_TABLE, COST_MOVE };
+enum { COST_STRING, COST_TABLE, COST_MOVE, COST_INSERT, COST_REMOVE };
 
 static lua_Integer log2_of(lua_Integer n)
 {
@@ -608,6 +608,14 @@ static int charged_call(lua_State *L)
     } else if (how == COST_TABLE && lua_type(L, 1) == LUA_TTABLE) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
         cost = n / 16 * (lua_toboolean(L, lua_upvalueindex(3)) ? log2_of(n) : 1);
+    } else if ((how == COST_INSERT && lua_gettop(L) == 3) || (how == COST_REMOVE && lua_gettop(L) >= 2)) {
+        /* only a position shifts elements: appending (insert(t, v)) and
+         * removing the last (remove(t)) are constant time and cost nothing */
+        if (lua_type(L, 1) == LUA_TTABLE && lua_isinteger(L, 2)) {
+            lua_Integer n = (lua_Integer)lua_rawlen(L, 1), pos = lua_tointeger(L, 2);
+            if (pos >= 0 && pos <= n)
+                cost = (n - pos) / 16;
+        }
     } else if (how == COST_MOVE && lua_isinteger(L, 2) && lua_isinteger(L, 3)) {
         lua_Integer f = lua_tointeger(L, 2), e = lua_tointeger(L, 3);
         if (e >= f && f > LUA_MININTEGER / 2 && e < LUA_MAXINTEGER / 2)
@@ -655,8 +663,8 @@ void giro_bound_strings(lua_State *L)
     charge_field(L, "utf8", "len", COST_STRING, 0);
     charge_field(L, "utf8", "offset", COST_STRING, 0);
     charge_field(L, "utf8", "codepoint", COST_STRING, 0);
-    charge_field(L, "table", "insert", COST_TABLE, 0);
-    charge_field(L, "table", "remove", COST_TABLE, 0);
+    charge_field(L, "table", "insert", COST_INSERT, 0);
+    charge_field(L, "table", "remove", COST_REMOVE, 0);
     charge_field(L, "table", "sort", COST_TABLE, 1);
     charge_field(L, "table", "move", COST_MOVE, 0);
     charge_global(L, "tonumber", COST_STRING);

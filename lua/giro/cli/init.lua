@@ -213,7 +213,11 @@ function cli.main(argv)
   end, rest)
   io.stdout:flush()
   local sig = fs.caught()
-  if sig then
+  if sig and ok then
+    -- the signal came as the command finished: nothing was stopped, its output stands
+    io.stderr:write("giro ", name, ": ", sig == 2 and "SIGINT" or "SIGTERM",
+      " arrived after the command had finished; its output is complete\n")
+  elseif sig then
     -- SIGINT/SIGTERM: the command's own cleanup ran as the error unwound; remove any
     -- temporary file still open, then end by the same signal (exit status 128 + N)
     require("giro.output").cleanup()

@@ -185,6 +185,13 @@ local function replay(opts, file)
 end
 
 --- Process one request file; returns summary or nil, message, kind (giro.errors).
+-- A receipt's failed customer lookup is noted and the receipt recorded without a customer;
+-- an interruption (SIGINT/SIGTERM) is not a lookup failure and goes on up.
+local function lookup_failed(e)
+  if type(e) == "table" and e.kind == "interrupted" then error(e, 0) end
+  return tostring(e)
+end
+
 function process.run(opts)
   local reg, b = opts.reg, opts.biller
   local name = opts.name or opts.request
@@ -252,7 +259,7 @@ function process.run(opts)
         n = b:customer_number(rec.fields, rec.line)
       elseif rec.kind:sub(1, 8) == "receipt-" and (not row or row.customer == nil) then
         local ok, v = pcall(b.customer_number, b, rec.fields, rec.line)
-        if ok then n = v else rec.lookup_error = tostring(v) end
+        if ok then n = v else rec.lookup_error = lookup_failed(v) end
       end
       if n then
         rec.number = n
@@ -375,7 +382,7 @@ function process.run(opts)
         if (not row or row.customer == nil) and rec.number then
           if b.has_lookup then
             local ok, c = pcall(b.lookup, b, rec.number, f, reg)
-            if ok then customer = c else rec.lookup_error = tostring(c) end
+            if ok then customer = c else rec.lookup_error = lookup_failed(c) end
           else
             customer = customers[rec.number]
           end
