@@ -5,7 +5,7 @@ PREFIX   ?= /usr/local
 VERSION  := 0.1.0
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -pedantic \
+CFLAGS   += -Iengine -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -pedantic \
             -DGIRO_VERSION='"$(VERSION)"' -DGIRO_PREFIX='"$(PREFIX)"'
 # deferred (=): evaluated after `make deps` has installed pkg-config and the -dev packages
 PKG_CFLAGS = $(shell pkg-config --cflags lua5.4 libxml-2.0 libcurl openssl 2>/dev/null)
@@ -19,13 +19,18 @@ HTTP_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
 # commands that never touch XML or HTTP (a web shop spawning `giro pay form`)
 # should not pay.  The core links only Lua, OpenSSL and readline.
 MODULES  := xml http
-MOD_SRC  := $(MODULES:%=engine/%.c)
+# A module is engine/NAME.c or a folder engine/NAME/ of .c files (one file per concern),
+# linked into build/lib/giro/NAME.so with the libraries in NAME_LIBS.
+mod_src   = $(wildcard engine/$(1).c engine/$(1)/*.c)
+MOD_SRC  := $(foreach m,$(MODULES),$(call mod_src,$(m)))
 SRC      := $(filter-out $(MOD_SRC),$(wildcard engine/*.c))
-HDR      := $(wildcard engine/*.h)
+HDR      := $(wildcard engine/*.h engine/*/*.h)
 OBJ      := $(SRC:engine/%.c=build/%.o)
 ASAN_OBJ := $(SRC:engine/%.c=build/asan/%.o)
 MODS      := $(MODULES:%=build/lib/giro/%.so)
 ASAN_MODS := $(MODULES:%=build/asan/lib/giro/%.so)
+xml_LIBS  = $(XML_LIBS)
+http_LIBS = $(HTTP_LIBS)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Packages needed to build and run (first line) and, in addition, to test and bench.
@@ -50,10 +55,14 @@ giro: $(OBJ) $(MODS)
 build/%.o: engine/%.c $(HDR) | build/asan/lib/giro build/lib/giro
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-build/lib/giro/xml.so: LIBS = $(XML_LIBS)
-build/lib/giro/http.so: LIBS = $(HTTP_LIBS)
-build/lib/giro/%.so: engine/%.c $(HDR) | build/lib/giro
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -fPIC -shared -o $@ $< $(LIBS)
+# one link rule per module (normal and sanitized), from its source files
+define module_rules
+build/lib/giro/$(1).so: $(call mod_src,$(1)) $$(HDR) | build/lib/giro
+	$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -fPIC -shared -o $$@ $(call mod_src,$(1)) $$($(1)_LIBS)
+build/asan/lib/giro/$(1).so: $(call mod_src,$(1)) $$(HDR) | build/asan/lib/giro
+	$$(CC) $$(CFLAGS) $$(SANFLAGS) $$(PKG_CFLAGS) -fPIC -shared -o $$@ $(call mod_src,$(1)) $$($(1)_LIBS)
+endef
+$(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
 # The sanitized build carries its own sanitizer defaults (engine/sanitizer/options.c);
 # build/asan/giro-leak adds a deliberate leak for the test harness's self-check.
@@ -69,11 +78,6 @@ build/asan/sanitizer/%.o: engine/sanitizer/%.c | build/asan/lib/giro
 
 build/asan/%.o: engine/%.c $(HDR) | build/asan/lib/giro
 	$(CC) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
-
-build/asan/lib/giro/xml.so: LIBS = $(XML_LIBS)
-build/asan/lib/giro/http.so: LIBS = $(HTTP_LIBS)
-build/asan/lib/giro/%.so: engine/%.c $(HDR) | build/asan/lib/giro
-	$(CC) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -fPIC -shared -o $@ $< $(LIBS)
 
 build/lib/giro build/asan/lib/giro:
 	@mkdir -p $@
