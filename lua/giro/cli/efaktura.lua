@@ -276,10 +276,12 @@ function sub.decide(argv)
     d = { answer = "A", customer = opt.customer }
   elseif pos[2] == "reject" and #pos == 3 then
     if opt.customer then cli.usage("--customer goes with accept") end
-    if not require("giro.efaktura.response").MESSAGES[pos[3]] then
-      cli.fail_info("usage", { message = string.format("reject: the reason must be 01, 02 or 03, got %s",
-        require("giro.errors").quote(pos[3])), field = "reason" })
-    end
+    -- the decision contract (giro.efaktura.decision) checked before the register is opened
+    local decision = require("giro.efaktura.decision")
+    local rok, rerr = decision.reason(pos[3])
+    if not rok then cli.fail_info("usage", { message = "reject: the " .. rerr, field = "reason" }) end
+    local mok, merr = decision.message(opt.message, pos[3])
+    if not mok then cli.fail_info("usage", { message = "reject: --" .. merr, field = "message" }) end
     d = { answer = "N", reason = pos[3], message = opt.message }
   else
     cli.usage(usage)

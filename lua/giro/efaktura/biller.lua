@@ -4,8 +4,14 @@
 --   local b, err = biller.load("rules/billers/default.lua")   -- or a name: "default"
 --   b:serves("NOR999999999-1")            --> true when the rule is for this ThorContentProviderId
 --   b:customer_number(request)             --> the customer number the typed reference maps to
---   b:lookup(number, request, reg)         --> customer or nil (rule's own lookup, if any)
---   local d = b:decide(request, customer)  --> { answer = "A"|"N", reason, message, why, customer, hold }
+--   b:lookup(number, request, reg, ann)    --> customer or nil (rule's own lookup, if any)
+--   local d = b:decide(request, customer, ann) --> { answer = "A"|"N", reason, message, why, customer, hold }
+--
+-- request is the record's fields (leaf name -> value) exactly as read; ann (optional) the
+-- engine's own annotations beside them: { customer_number, type = "EnrollmentAdd"|..., line,
+-- agreement = the agreement's status or nil }.  Neither is changed.  The rule sees one view
+-- of both (request.FirstName and request.customer_number alike, docs/efaktura.md) and gets
+-- the annotations alone as validate's third argument.
 --
 -- A rule file returns a table (see rules/billers/default.lua and docs/efaktura.md):
 --   id               ThorContentProviderId(s) the rule is for: a string or a list (nil: any)
@@ -25,7 +31,8 @@
 -- Rules run through giro.rules (sandbox, instruction budget, memory cap).  A rule that
 -- raises or breaks the contract makes b:decide raise "FILE:LINE: ..." (the caller stops
 -- the whole file: a broken rule must not produce answers).
-local response = require("giro.efaktura.response")
+local C = require("giro.efaktura.constants")
+local decision = require("giro.efaktura.decision")
 
 local biller = {}
 
@@ -63,7 +70,7 @@ local function hold_set(h, path)
   local set = {}
   for k, v in next, h do
     if math.type(k) == "integer" then
-      if type(v) ~= "string" or not (v == "accept" or response.MESSAGES[v]) then
+      if type(v) ~= "string" or not (v == "accept" or C.MESSAGES[v]) then
         return nil, string.format("%s: options.hold[%d] is %s: expected \"accept\", \"01\", \"02\" or \"03\"",
           where_in(path, "hold"), k, type(v) == "string" and errors.quote(v) or ("a " .. type(v)))
       end
@@ -100,7 +107,7 @@ local function check_shape(t, path)
   ok, kerr = rules.check_keys(path, o, biller.OPTION_KEYS, "options")
   if not ok then return nil, kerr end
   local spn = o.service_provider_name
-  if spn ~= nil and not (spn == "8080" or spn == "THOR" or spn == "Thor") then
+  if spn ~= nil and not C.SERVICE_PROVIDER_NAMES[spn] then
     return nil, string.format("%s: options.service_provider_name %s: the response XSD allows 8080, THOR or Thor",
       where_in(path, "service_provider_name"), errors.quote(spn))
   end
@@ -138,7 +145,7 @@ function B:configure()
   local t = self.rules
   local o = t.options or {}
   self.options = o
-  self.service_provider_name = o.service_provider_name or "8080"
+  self.service_provider_name = o.service_provider_name or C.DEFAULT_SERVICE_PROVIDER_NAME
   if type(t.id) == "string" then
     self.ids = { [t.id] = true }
   elseif type(t.id) == "table" then
@@ -212,16 +219,23 @@ end
 local view
 
 local function view_pairs(self)
-  local t = getmetatable(self).__index_of
-  local in_t = true
+  local mt = getmetatable(self)
+  local t, ann = mt.__index_of, mt.__ann
+  local phase = 1     -- 1: the original's keys, 2: the annotations', 3: what the rule set
   local function step(_, k)
-    if in_t then
+    if phase == 1 then
       local nk = next(t, k)
       if nk ~= nil then return nk, self[nk] end
-      in_t, k = false, nil
+      phase, k = ann and 2 or 3, nil
+    end
+    if phase == 2 then
+      local nk = next(ann, k)
+      while nk ~= nil and rawget(t, nk) ~= nil do nk = next(ann, nk) end
+      if nk ~= nil then return nk, self[nk] end
+      phase, k = 3, nil
     end
     local nk, nv = next(self, k)
-    while nk ~= nil and rawget(t, nk) ~= nil do nk, nv = next(self, nk) end
+    while nk ~= nil and (rawget(t, nk) ~= nil or (ann and rawget(ann, nk) ~= nil)) do nk, nv = next(self, nk) end
     return nk, nv
   end
   return step, self, nil
@@ -257,6 +271,28 @@ function view(t)
 end
 local snapshot = view
 
+-- The rule's view of a record: the request's fields and, beside them, the engine's
+-- annotations (read through; the fields win, though no leaf name is an annotation's).
+local function record_view(t, ann)
+  if ann == nil then return view(t) end
+  if not flat(t) then   -- not a reader's record: a plain merged copy, viewed
+    local m = {}
+    for k, v in next, ann do m[k] = v end
+    for k, v in next, t do m[k] = v end
+    return view(m)
+  end
+  return setmetatable({}, {
+    __index_of = t, __ann = ann,
+    __index = function(_, k)
+      local v = t[k]
+      if v == nil then v = ann[k] end
+      return v
+    end,
+    __pairs = view_pairs, __len = view_len,
+  })
+end
+biller.record_view = record_view
+
 --- The customer number for the reference the consumer typed (line: the record's line).
 function B:customer_number(request, line)
   local f = self.rules.customer_number
@@ -282,13 +318,14 @@ local function copy(t)
 end
 
 --- The rule's own customer lookup; reg offers customer(number) to it.
-function B:lookup(number, request, reg)
+function B:lookup(number, request, reg, ann)
   local f = self.rules.lookup
   local api = { customer = function(n) return copy(reg:customer(n)) end }
-  local ok, c = pcall(f, number, snapshot(request), api)
-  if not ok then rule_error(self, "lookup", c, request) end
+  local ok, c = pcall(f, number, record_view(request, ann), api)
+  local line = ann and ann.line
+  if not ok then rule_error(self, "lookup", c, request, line) end
   if c ~= nil and type(c) ~= "table" then
-    rule_error(self, "lookup", "returned a " .. type(c) .. ", expected a customer table or nil", request)
+    rule_error(self, "lookup", "returned a " .. type(c) .. ", expected a customer table or nil", request, line)
   end
   return c
 end
@@ -296,8 +333,9 @@ end
 local SCALAR = { string = true, number = true }
 
 --- Normalise what validate returned into a decision (raises on a contract breach).
-function B:normalise(r, why2, customer, request)
-  local function fail(msg) rule_error(self, "validate", msg, request) end
+function B:normalise(r, why2, customer, request, ann)
+  local line = ann and ann.line
+  local function fail(msg) rule_error(self, "validate", msg, request, line) end
   if type(r) == "table" then
     local ok, kerr = rules.check_keys(self.path, r, biller.DECISION_KEYS, "the decision validate returned")
     if not ok then fail(kerr) end
@@ -321,7 +359,7 @@ function B:normalise(r, why2, customer, request)
   if type(r) == "string" then
     if r == "accept" or r == "A" then
       d = { answer = "A", why = why2 }
-    elseif response.MESSAGES[r] then
+    elseif C.MESSAGES[r] then
       d = { answer = "N", reason = r, why = why2 }
     else
       rule_error(self, "validate", string.format("returned %s; expected \"accept\", \"01\", \"02\" or \"03\"", errors.quote(r)))
@@ -330,9 +368,8 @@ function B:normalise(r, why2, customer, request)
     if r.accept == true or r.answer == "A" then
       d = { answer = "A", why = r.why, customer = r.customer, hold = r.hold }
     elseif r.reason ~= nil then
-      if not response.MESSAGES[r.reason] then
-        rule_error(self, "validate", string.format("reason %s: expected \"01\", \"02\" or \"03\"", errors.quote(r.reason)))
-      end
+      local rok, rerr = decision.reason(r.reason)
+      if not rok then rule_error(self, "validate", rerr) end
       d = { answer = "N", reason = r.reason, message = r.message, why = r.why, customer = r.customer, hold = r.hold }
     else
       rule_error(self, "validate", "returned a table with neither accept = true nor reason")
@@ -341,11 +378,9 @@ function B:normalise(r, why2, customer, request)
     rule_error(self, "validate", "returned " .. type(r) .. "; expected a decision table")
   end
   if d.answer == "N" then
-    if d.message == nil or d.message == "" then d.message = response.MESSAGES[d.reason] end
-    if type(d.message) ~= "string" then rule_error(self, "validate", "message must be a string") end
-    local n = utf8.len(d.message)
-    if not n then rule_error(self, "validate", "message is not UTF-8 text") end
-    if n > 100 then rule_error(self, "validate", string.format("message has %d characters (BillerMessage holds at most 100)", n)) end
+    local text, merr = decision.message(d.message, d.reason)
+    if not text then rule_error(self, "validate", merr) end
+    d.message = text
   else
     d.reason, d.message = "", ""
   end
@@ -360,27 +395,29 @@ function B:normalise(r, why2, customer, request)
   return d
 end
 
---- Ask the rule for a decision on request (leaf names as in the file) and customer (or nil).
-function B:decide(request, customer)
-  local ok, r, why2 = pcall(self.rules.validate, snapshot(request), snapshot(customer))
-  if not ok then rule_error(self, "validate", r, request) end
-  local d = self:normalise(r, why2, customer, request)
-  d.hold = self:holds(d, request, customer)
+--- Ask the rule for a decision on request (leaf names as in the file), customer (or nil)
+-- and the engine's annotations ann (optional, see the module comment).
+function B:decide(request, customer, ann)
+  local ok, r, why2 = pcall(self.rules.validate, record_view(request, ann), snapshot(customer), snapshot(ann))
+  if not ok then rule_error(self, "validate", r, request, ann and ann.line) end
+  local d = self:normalise(r, why2, customer, request, ann)
+  d.hold = self:holds(d, request, customer, ann)
   return d
 end
 
 --- Does the hold policy keep this decision for a person to look at?
-function B:holds(d, request, customer)
+function B:holds(d, request, customer, ann)
   if d.hold ~= nil then return d.hold == true end
   local h = self.options.hold
   if h == nil then return false end
   local outcome = d.answer == "A" and "accept" or d.reason
   if type(h) == "table" then return (self.hold_set or {})[outcome] == true end
-  local ok, r = pcall(h, snapshot(request), snapshot(customer),
+  local ok, r = pcall(h, record_view(request, ann), snapshot(customer),
     { answer = d.answer, reason = d.reason, message = d.message, why = d.why })
-  if not ok then rule_error(self, "options.hold", r, request) end
+  local line = ann and ann.line
+  if not ok then rule_error(self, "options.hold", r, request, line) end
   if r ~= nil and type(r) ~= "boolean" then
-    rule_error(self, "options.hold", "returned a " .. type(r) .. ", expected true or false", request)
+    rule_error(self, "options.hold", "returned a " .. type(r) .. ", expected true or false", request, line)
   end
   return r == true
 end

@@ -13,7 +13,9 @@ local cjson = require("cjson")
 local errors = require("giro.errors")
 local names = require("giro.efaktura.names")
 local register = require("giro.efaktura.register")
-local response = require("giro.efaktura.response")
+local decision = require("giro.efaktura.decision")
+local C = require("giro.efaktura.constants")
+local outbox = require("giro.efaktura.outbox")
 local output = require("giro.output")
 local process = require("giro.efaktura.process")
 
@@ -109,8 +111,8 @@ function held.attach(reg, a, customer)
     return errors.usage("--customer: no customer %s in the register", errors.quote(customer))
   end
   local now = register.now()
-  reg.db:transaction(function()
-    reg.db:exec("UPDATE agreements SET customer = ?, updated_at = ? WHERE id = ?", customer, now, a.id)
+  reg:transaction(function()
+    reg:set_customer(a.id, customer, now)
     reg:add_history({ { thor_user_id = a.thor_user_id, provider = a.provider, account = a.account, event = "attach",
       status_before = a.status, status_after = a.status, detail = "customer " .. customer .. " attached", at = now } })
   end)
@@ -143,21 +145,17 @@ function held.decide(reg, id, d)
     if not reg:customer(customer) then
       return errors.usage("--customer: no customer %s in the register", errors.quote(customer))
     end
-    dec = { answer = "A", reason = "", message = "", customer = customer }
+    dec = { answer = C.ACCEPT, reason = "", message = "", customer = customer }
   elseif d.answer == "N" then
-    if not response.MESSAGES[d.reason] then
-      return errors.usage("reject: reason must be 01, 02 or 03, got %s", errors.quote(d.reason))
-    end
-    local msg = d.message or response.MESSAGES[d.reason]
-    local len = utf8.len(msg)
-    if not len or len > 100 then return errors.usage("--message must be UTF-8 text of at most 100 characters") end
-    dec = { answer = "N", reason = d.reason, message = msg }
+    local derr
+    dec, derr = decision.reject(d.reason, d.message)
+    if not dec then return errors.usage("reject: %s", derr) end
   else
     return errors.usage("decision must be accept or reject")
   end
   local now = register.now()
-  reg.db:transaction(function()
-    reg.db:exec("UPDATE agreements SET decision = ?, updated_at = ? WHERE id = ?", cjson.encode(dec), now, id)
+  reg:transaction(function()
+    reg:set_decision(id, cjson.encode(dec), now)
     reg:add_history({ { thor_user_id = a.thor_user_id, provider = a.provider, account = a.account, event = "decide",
       status_before = "held", status_after = "held", answer = dec.answer, reason = dec.reason, message = dec.message,
       detail = dec.customer and ("customer " .. dec.customer) or nil, at = now } })
@@ -168,7 +166,6 @@ end
 --- Write a response for every decided held request.
 -- opts.target: a giro.output target (checked before any work), or opts.output: a path (nil: stdout).
 function held.answer(reg, opts)
-  local db = reg.db
   local target = opts.target
   if not target then
     local terr, tkind
@@ -178,14 +175,8 @@ function held.answer(reg, opts)
   -- an earlier batch committed but never delivered (crash): write it again first
   local old = reg:undelivered_batch()
   if old then
-    local header = { from_name = old.from_name, to_id = old.to_id, to_service = old.to_service }
-    local n, err, kind = process.rewrite(header, reg:responses(old.id), target)
+    local n, err, kind = outbox.replay(reg, old, target)
     if not n then return nil, tostring(err), kind or "env" end
-    if n > 0 then
-      local ok, e = target:commit()
-      if not ok then return nil, e, "env" end
-    end
-    reg:mark_delivered(old.id)
     return { answers = n, response = target.name, batch = old.id, rewritten = true }
   end
 
@@ -198,16 +189,14 @@ function held.answer(reg, opts)
   -- answer those sharing the first one's, leave the rest for the next run
   local function header_of(a)
     local f = a.file_id and reg:file(a.file_id)
-    return { from_name = f and f.from_name or "8080", to_id = f and f.to_id or a.provider,
-             to_service = f and f.to_service or "1" }
+    return { from_name = f and f.from_name or C.DEFAULT_SERVICE_PROVIDER_NAME, to_id = f and f.to_id or a.provider,
+             to_service = f and f.to_service or C.DEFAULT_SERVICE_ID }
   end
   local header = header_of(decided[1])
   local now = register.now()
-  local w, werr, wkind = process.open_response(target, header)
-  if not w then return nil, tostring(werr), wkind or "env" end
+  local box = outbox.new(target, header)
   local summary = { answers = 0, accepted = 0, rejected = 0, remaining = 0 }
-  local ok, err = pcall(function()
-    db:begin()
+  local ok, err = pcall(reg.transaction, reg, function()
     local batch = reg:add_file{ kind = "answer", name = "answer", from_name = header.from_name, to_id = header.to_id,
                                 to_service = header.to_service, processed_at = now }
     summary.batch = batch
@@ -219,7 +208,8 @@ function held.answer(reg, opts)
         local element = "Enrollment" .. (a.element or "Add")
         local ans = { element = element, account = a.account, status = d.answer, reason = d.reason or "",
           message = d.message or "", provider = a.provider, thor_user_id = a.thor_user_id }
-        w:answer(ans)
+        local aok, aerr = box:answer(ans)
+        if not aok then error({ env = aerr }) end
         summary.answers = summary.answers + 1
         a.status, a.answer, a.reason, a.message = "answered", d.answer, d.reason or "", d.message or ""
         a.customer = d.customer or a.customer
@@ -237,24 +227,17 @@ function held.answer(reg, opts)
     reg:add_history(hist)
     reg:update_file(batch, { from_name = header.from_name, to_id = header.to_id, to_service = header.to_service,
       records = summary.answers, answers = summary.answers, summary = cjson.encode(summary) })
-    local vok, verr = w:commit()
-    if not vok then
-      error({ env = "the response failed validation (nothing written): "
-        .. (type(verr) == "table" and (verr.text or "") or tostring(verr)) })
-    end
+    local vok, verr = box:validate()
+    if not vok then error({ env = verr }) end
     process.crash("after-validate")
-    db:commit()
   end)
   if not ok then
-    db:rollback()
-    w:abort()
-    target:abort()
+    box:abort()
     return nil, process.errtext(err), "env"
   end
   process.crash("after-commit")
-  local dok, derr = target:commit()
+  local dok, derr = box:deliver(reg, summary.batch)
   if not dok then return nil, derr .. " (run answer again to write it)", "env" end
-  reg:mark_delivered(summary.batch)
   summary.response = target.name
   return summary
 end

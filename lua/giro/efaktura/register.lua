@@ -496,4 +496,32 @@ function Reg:undelivered_batch()
   return row and fix_ints(row)
 end
 
+------------------------------------------------------------------------------------------
+-- transactions and the writes of held requests (giro.efaktura.process and .held reach the
+-- database only through these; nothing outside this module touches reg.db)
+
+--- Run fn(...) inside one transaction: BEGIN, COMMIT when fn returns (its results are
+-- returned), ROLLBACK when it raises (the error goes on up, unchanged).
+function Reg:transaction(fn, ...)
+  local db = self.db
+  db:begin()
+  local res = table.pack(pcall(fn, ...))
+  if not res[1] then
+    pcall(db.rollback, db)
+    error(res[2], 0)
+  end
+  db:commit()
+  return table.unpack(res, 2, res.n)
+end
+
+--- Attach a customer (number, text) to agreement id (inside the caller's transaction).
+function Reg:set_customer(id, customer, at)
+  self.db:exec("UPDATE agreements SET customer = ?, updated_at = ? WHERE id = ?", customer, at or register.now(), id)
+end
+
+--- Record a person's decision (JSON text) on held agreement id (inside the caller's transaction).
+function Reg:set_decision(id, decision, at)
+  self.db:exec("UPDATE agreements SET decision = ?, updated_at = ? WHERE id = ?", decision, at or register.now(), id)
+end
+
 return register

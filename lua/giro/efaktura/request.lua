@@ -25,35 +25,24 @@
 local xml = require("giro.xml")
 local errors = require("giro.errors")
 
+local C = require("giro.efaktura.constants")
+
 -- the spec's field lengths (v2.9 field table) for the consumer's data, checked in this order
-local MAX_CHARS = {
-  { "FirstName", 50 }, { "LastName", 50 }, { "Address1", 50 }, { "Address2", 50 }, { "City", 50 },
-  { "State", 30 }, { "PostalCode", 20 }, { "Country", 30 },
-}
+local MAX_CHARS = C.MAX_CHARS
 
 local request = {}
 
 -- The leaves of an AccountInfoRecord in DTD order (all required by the request DTD).
-request.LEAVES = {
-  "PortalEnrollmentStatus",
-  "BillerAccountNumber", "BillerUserName", "BillerPassword", "BillerEnrollmentStatus",
-  "FirstName", "LastName", "DayPhone", "Email",
-  "Address1", "Address2", "City", "State", "PostalCode", "Country",
-  "ThorContentProviderId", "ThorUserId", "ThorUserKey",
-}
+request.LEAVES = C.LEAVES
 local KNOWN = {}
 for i, n in ipairs(request.LEAVES) do KNOWN[n] = i end
 
-request.SERVICE_PROVIDER_NAMES = { ["8080"] = true, Thor = true, THOR = true }
+request.SERVICE_PROVIDER_NAMES = C.SERVICE_PROVIDER_NAMES
 
-local ELEMENT = { EnrollmentAdd = "Add", EnrollmentChange = "Change", EnrollmentDelete = "Delete" }
+local ELEMENT = C.ELEMENT
 
 -- (element, status) -> case; anything else is not a message the spec defines.
-local KIND = {
-  EnrollmentAdd = { P = "add" },
-  EnrollmentChange = { P = "change", A = "receipt-A", N = "receipt-N", D = "receipt-D" },
-  EnrollmentDelete = { D = "delete" },
-}
+local KIND = C.KIND
 
 local byte = string.byte
 

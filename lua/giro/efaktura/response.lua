@@ -16,15 +16,13 @@
 -- Characters outside Latin-1 in a rule's message become character references (giro.xml).
 local xml = require("giro.xml")
 local schemas = require("giro.efaktura.schemas")
+local C = require("giro.efaktura.constants")
 
 local response = {}
 
---- The spec's standard BillerMessage for each BillerReason (section 6.1, exact text).
-response.MESSAGES = {
-  ["01"] = "Oppgitt efaktura referanse er ugyldig (se papirfaktura)",
-  ["02"] = "Oppgitte personopplysninger er ikke i samsvar med Kunderegister (se papirfaktura)",
-  ["03"] = "Det tilbys ikke efaktura for dette produktet",
-}
+--- The spec's standard BillerMessage for each BillerReason (section 6.1, exact text; kept
+-- here for callers of earlier versions: giro.efaktura.constants holds them).
+response.MESSAGES = C.MESSAGES
 
 local W = {}
 W.__index = W
@@ -35,11 +33,11 @@ function response.new(file, header)
   w:start("Message")
    :start("Response")
    :start("FromInfo"):start("ServiceProvider")
-   :leaf_cdata("ServiceProviderName", header.from_name or "8080")
+   :leaf_cdata("ServiceProviderName", header.from_name or C.DEFAULT_SERVICE_PROVIDER_NAME)
    :finish():finish()
    :start("ToInfo"):start("ServiceProvider")
    :leaf_cdata("ServiceProviderID", header.to_id)
-   :leaf_cdata("ServiceID", header.to_service or "1")
+   :leaf_cdata("ServiceID", header.to_service or C.DEFAULT_SERVICE_ID)
    :finish():finish()
    :empty("Status")
    :finish()
