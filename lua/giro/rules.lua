@@ -194,7 +194,12 @@ end
 
 local function wrap_results(o, ...)
   local n = select("#", ...)
-  if n == 1 then return (cross(..., o, {})) end
+  if n == 1 then
+    local v = ...
+    local tv = type(v)
+    if tv ~= "table" and tv ~= "function" then return v end   -- a scalar: nothing to cross
+    return (cross(v, o, {}))
+  end
   local t, seen = table.pack(...), {}
   for i = 1, n do t[i] = cross(t[i], o, seen) end
   return table.unpack(t, 1, n)

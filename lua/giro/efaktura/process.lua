@@ -106,13 +106,15 @@ local function skip(s, rec, problem)
   end
 end
 
--- The fields of a P request that identify "the same request sent again".
-local FP_FIELDS = { "FirstName", "LastName", "DayPhone", "Email", "Address1", "Address2", "City", "State",
-                    "PostalCode", "Country" }
+-- The fields of a P request that identify "the same request sent again": the element and
+-- FirstName, LastName, DayPhone, Email, Address1, Address2, City, State, PostalCode, Country
+-- joined by \31, SHA-1 in hex (the register keeps it; one concatenation, no table per record).
+local sha1, hex = hash.sha1, hash.hex
 local function fingerprint(rec)
-  local parts = { rec.element }
-  for i, k in ipairs(FP_FIELDS) do parts[i + 1] = rec.fields[k] end
-  return hash.hex(hash.sha1(table.concat(parts, "\31")))
+  local f = rec.fields
+  return hex(sha1(rec.element .. "\31" .. f.FirstName .. "\31" .. f.LastName .. "\31" .. f.DayPhone .. "\31" .. f.Email
+    .. "\31" .. f.Address1 .. "\31" .. f.Address2 .. "\31" .. f.City .. "\31" .. f.State .. "\31" .. f.PostalCode
+    .. "\31" .. f.Country))
 end
 
 local REQUEST_FIELDS = { "FirstName", "LastName", "Address1", "Address2", "City", "State", "PostalCode", "Country" }
