@@ -350,15 +350,15 @@ function B:normalise(r, why2, customer, request, ann)
   local d
   if type(r) == "string" then
     if r == "accept" or r == "A" then
-      d = { answer = "A", why = why2 }
+      d = { answer = "A", reason = "", message = "", why = why2, customer = nil, hold = nil }  -- sized for all six
     elseif C.MESSAGES[r] then
-      d = { answer = "N", reason = r, why = why2 }
+      d = { answer = "N", reason = r, message = nil, why = why2, customer = nil, hold = nil }
     else
       vfail(self, request, line, string.format("returned %s; expected \"accept\", \"01\", \"02\" or \"03\"", errors.quote(r)))
     end
   elseif type(r) == "table" then
     if r.accept == true or r.answer == "A" then
-      d = { answer = "A", why = r.why, customer = r.customer, hold = r.hold }
+      d = { answer = "A", reason = "", message = "", why = r.why, customer = r.customer, hold = r.hold }
     elseif r.reason ~= nil then
       local rok, rerr = decision.reason(r.reason)
       if not rok then vfail(self, request, line, rerr) end
