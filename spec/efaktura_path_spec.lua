@@ -69,6 +69,19 @@ describe("giro efaktura process, the path (" .. B.name .. ")", function()
     assert.truthy(h[2].detail:find("agreement=answered", 1, true), h[2].detail)
   end)
 
+  it("decide checks the decision contract before the register is opened", function()
+    -- a 101-character message is refused (BillerMessage holds 100) as a usage error, even with a
+    -- register that does not exist (which would be exit 3)
+    local missing = dir .. "/no-such-register.db"
+    local rc, _, err = H.run({ "efaktura", "decide", "--db", missing, "1", "reject", "02", "--message", string.rep("x", 101) })
+    assert.equal(2, rc, err)
+    assert.truthy(err:find("at most 100", 1, true), err)
+    rc, _, err = H.run({ "efaktura", "decide", "--db", missing, "1", "reject", "04" })
+    assert.equal(2, rc, err)
+    assert.truthy(err:find("01, 02 or 03", 1, true), err)
+    assert.is_false(H.exists(missing))
+  end)
+
   it("a record whose agreement an earlier record of the same batch changed is decided on its own customer", function()
     -- hold name mismatches (02) for a person; then one file stops the held agreement (delete)
     -- and asks again with the right name: the second request is decided afresh (the agreement
