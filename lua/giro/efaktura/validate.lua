@@ -14,6 +14,7 @@
 -- BillerReason and BillerMessage filled exactly when the status is N).
 local xml = require("giro.xml")
 local schemas = require("giro.efaktura.schemas")
+local C = require("giro.efaktura.constants")
 
 local validate = {}
 
@@ -70,11 +71,13 @@ local function response_rules(res, path, name)
       local reason = (f.BillerReason or ""):gsub("%s", "")
       local msg = f.BillerMessage or ""
       local ban = f.BillerAccountNumber or ""
-      if (utf8.len(ban) or #ban) > 32 then
-        err(res, name, lines.BillerAccountNumber or line, "BillerAccountNumber has %d characters (at most 32)", utf8.len(ban) or #ban)
+      if (utf8.len(ban) or #ban) > C.ACCOUNT_MAX then
+        err(res, name, lines.BillerAccountNumber or line, "BillerAccountNumber has %d characters (at most %d)", utf8.len(ban) or #ban,
+          C.ACCOUNT_MAX)
       end
-      if (utf8.len(msg) or #msg) > 100 then
-        err(res, name, lines.BillerMessage or line, "BillerMessage has %d characters (at most 100)", utf8.len(msg) or #msg)
+      if (utf8.len(msg) or #msg) > C.MESSAGE_MAX then
+        err(res, name, lines.BillerMessage or line, "BillerMessage has %d characters (at most %d)", utf8.len(msg) or #msg,
+          C.MESSAGE_MAX)
       end
       if status == "N" and (reason == "" or msg:match("^%s*$")) then
         err(res, name, lines.BillerReason or line, "status N needs BillerReason (01, 02 or 03) and BillerMessage")
