@@ -224,29 +224,23 @@ def text_of(e):
 
 
 def records(path, header):
-    """Yield (element, fields) per AccountInfoRecord; fills header from <Request>."""
-    stack = []
-    element = None
-    for ev, e in ET.iterparse(path, events=("start", "end")):
-        if ev == "start":
-            stack.append(e)
-            if e.tag in ELEMENT:
-                element = e.tag
-            continue
-        stack.pop()
+    """Yield (element, fields, repeated leaves) per record; fills header from <Request>."""
+    for _, e in ET.iterparse(path, events=("end",)):
         tag = e.tag
-        if tag == "AccountInfoRecord":
+        if tag in ELEMENT:
             fields = {}
             extra = []
-            for leaf in e.iter():
-                if len(leaf) == 0 and leaf is not e:
-                    if leaf.tag in fields:
-                        extra.append(leaf.tag)
-                    fields[leaf.tag] = text_of(leaf)
-            yield element, fields, extra
-        elif tag in ELEMENT:
-            if stack:
-                stack[-1].remove(e)      # memory holds one record, never the file
+            rec = e.find("AccountInfoRecord")
+            if rec is not None:
+                for leaf in rec.iter():
+                    if len(leaf) == 0:
+                        if leaf.tag in fields:
+                            extra.append(leaf.tag)
+                        fields[leaf.tag] = text_of(leaf)
+            yield tag, fields, extra
+            e.clear()                    # memory holds one record (and its empty shell)
+        elif tag == "EnrollmentRQ":
+            e.clear()
         elif tag == "Request":
             sp = e.find("FromInfo/ServiceProvider/ServiceProviderName")
             header["from_name"] = text_of(sp) if sp is not None else ""
@@ -256,7 +250,7 @@ def records(path, header):
                 raise SystemExit("%s: ServiceProviderName %r: expected THOR, 8080 or Thor" % (path, header["from_name"]))
             if len(header["to_id"]) != 14:
                 raise SystemExit("%s: ServiceProviderID %r: expected 14 characters" % (path, header["to_id"]))
-            stack[-1].remove(e)
+            e.clear()
 
 
 def problem(element, f, extra):
@@ -332,8 +326,11 @@ def main(argv):
     if not (req and db_path and out_path):
         sys.stderr.write("usage: peer_efaktura.py REQUEST.xml --db REGISTER.db -o RESPONSE.xml\n")
         return 2
+    h = hashlib.sha256()
     with open(req, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     db = sqlite3.connect(db_path, isolation_level=None)
@@ -458,6 +455,7 @@ def main(argv):
         pending += 1
         if pending >= BATCH:
             flush()
+            rows.clear()         # what was flushed is read back from the register
             pending = 0
     flush()
     if wrote_header:
