@@ -2,6 +2,7 @@
 """The Python peer of `giro efaktura process --biller default` for make bench.
 
     /usr/bin/python3 bench/peer_efaktura.py REQUEST.xml --db REGISTER.db -o RESPONSE.xml
+    /usr/bin/python3 bench/peer_efaktura.py --compare RESPONSE-A.xml RESPONSE-B.xml
 
 The job a biller could write in an afternoon with the standard library only, done the way
 the issue describes it: ElementTree iterparse of the request file (ISO-8859-1), sqlite3 with
@@ -475,5 +476,32 @@ def main(argv):
     return 0
 
 
+def answers(path):
+    """The answers of a response file, in order: (element, leaf values) per record."""
+    out = []
+    for _, e in ET.iterparse(path, events=("end",)):
+        if e.tag in ("EnrollmentAdd", "EnrollmentChange"):
+            rec = e.find("AccountInfoRecord")
+            out.append((e.tag,) + tuple((leaf.tag, leaf.text or "") for leaf in rec.iter() if len(leaf) == 0))
+            e.clear()
+    return out
+
+
+def compare(a_path, b_path):
+    """--compare A.xml B.xml: are the two responses the same, and if not, which answers differ."""
+    with open(a_path, "rb") as fa, open(b_path, "rb") as fb:
+        if fa.read() == fb.read():
+            print("identical")
+            return 0
+    a, b = answers(a_path), answers(b_path)
+    differ = [i for i in range(min(len(a), len(b))) if a[i] != b[i]]
+    print("differ: %d vs %d answers, %d of the common ones differ%s" % (
+        len(a), len(b), len(differ), (" (first: answer %d: %r vs %r)" % (differ[0] + 1, a[differ[0]], b[differ[0]]))
+        if differ else " (the bytes differ, the answers do not)"))
+    return 1
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
+        sys.exit(compare(sys.argv[2], sys.argv[3]))
     sys.exit(main(sys.argv))
