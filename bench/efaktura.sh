@@ -132,6 +132,15 @@ for n in $SIZES; do
       if [ -s "$DIR/time.p1" ]; then
         peer=$(faster "$DIR"/time.p[12])
         peer_same=$("$PY" bench/peer_efaktura.py --compare "$out" "$pout")
+        if command -v sqlite3 >/dev/null 2>&1; then
+          # and the registers: every agreement and history row (all but time stamps and line numbers)
+          regs=same
+          for q in "thor_user_id, provider, account, status, element, answer, reason, message, customer, fingerprint, file_id FROM agreements ORDER BY id" \
+                   "thor_user_id, provider, account, file_id, seq, element, event, status_before, status_after, answer, reason, message, detail FROM history ORDER BY id"; do
+            [ "$(sqlite3 "$db" "SELECT $q" | cksum)" = "$(sqlite3 "$pdb" "SELECT $q" | cksum)" ] || regs=DIFFERENT
+          done
+          peer_same="$peer_same; registers (agreements, history): $regs"
+        fi
       fi
       rm -f "$pdb" "$pdb-journal" "$pout" "$DIR"/time.p[12]*
     fi
