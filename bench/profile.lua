@@ -12,10 +12,12 @@
 --                  writer, the response's XSD check and fsync, and the rest (process.lua's
 --                  own Lua: fingerprints, rows, history, bookkeeping), each with its calls.
 --   --by function  CPU-time samples (debug.sethook every --every instructions, 1000) by the
---   --by line      Lua function or line running when the sample was taken: a C function's
---                  time lands on the Lua line that called it.  The biller rule runs in the
---                  sandbox with its own instruction hook, so its time lands on the line
---                  that called the rule.
+--   --by line      Lua function or line running when the sample was taken.  The time since
+--                  the previous sample lands there, so a long C call (the SQL driver, the XML
+--                  reader) is counted on whatever Lua runs up to 1000 instructions after it:
+--                  good for Lua hot spots, rough for C; --by phase measures C calls exactly.
+--                  The biller rule runs in the sandbox with its own instruction hook, so its
+--                  time lands on the Lua that runs after the rule returns.
 -- REGISTER.db must hold the customers (giro customers import) and not the file yet (a file
 -- already processed is replayed, which is another path).  Wrapping costs two clock reads
 -- per call (measured and printed as "profiler overhead").  --clock cpu measures this process's
