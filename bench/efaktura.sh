@@ -230,4 +230,5 @@ if [ -n "$profile" ]; then
   echo "  where giro's time goes at 100k (bench/profile.lua --by phase; in-process, so a little slower than the table):"
   echo "$profile" | sed 's/^/    /'
 fi
+rm -f "$DIR"/time.* "$DIR/import.err" "$DIR/gen.err"
 exit 0
