@@ -102,9 +102,9 @@ FUZZ_TIME ?= 30
 FUZZ_JOBS ?= 1
 FUZZ_CC   ?= clang
 FUZZERS   := xml_reader xml_writer url record checkdigit
-FUZZ_FLAGS = -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \
+FUZZ_FLAGS = -g -O1 -Iengine -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \
              -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_ALL_SRC := engine/xml.c engine/url.c engine/record.c engine/checkdigit.c
+FUZZ_ALL_SRC := $(wildcard engine/xml/*.c) engine/url.c engine/record.c engine/checkdigit.c
 
 fuzz-build: $(FUZZERS:%=build/fuzz/%)
 

@@ -1,0 +1,458 @@
+/*
+ * giro.xml's validation: xml.validate (XSD or DTD) on the push-parser core,
+ * also used by the writer's commit.
+ */
+#include "xml/xml.h"
+
+/* ---- DTD validation on the event stream (xmlValidatePush*) ---- */
+
+/* The qualified name as a C string in p->scratch (for the DTD validator). */
+static const char *scratch_qname(xml_parse *p, const xmlChar *local, const xmlChar *prefix)
+{
+    if (prefix != NULL)
+        snprintf(p->scratch, sizeof p->scratch, "%s:%s", (const char *)prefix, (const char *)local);
+    else
+        snprintf(p->scratch, sizeof p->scratch, "%s", (const char *)local);
+    return p->scratch;
+}
+
+void xp_verr_add(xml_parse *p, int line, const char *msg)
+{
+    if (p->nverr >= MAX_ERRORS) {
+        p->vdropped++;
+        return;
+    }
+    if (p->nverr == p->verrcap) {
+        int cap = p->verrcap ? 2 * p->verrcap : 16;
+        xml_verr *v = realloc(p->verr, (size_t)cap * sizeof *v);
+        if (v == NULL) {
+            xp_fail(p, line, "out of memory");
+            return;
+        }
+        p->verr = v;
+        p->verrcap = cap;
+    }
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        n--;
+    char *m = malloc(n + 1);
+    if (m == NULL) {
+        xp_fail(p, line, "out of memory");
+        return;
+    }
+    memcpy(m, msg, n);
+    m[n] = '\0';
+    p->verr[p->nverr].line = line;
+    p->verr[p->nverr].msg = m;
+    p->nverr++;
+}
+
+/* xmlValidCtxt only offers a printf-style channel; the line is the parser's. */
+static void dtd_verror(void *ud, const char *fmt, ...)
+{
+    xml_parse *p = ud;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    xp_verr_add(p, xp_line(p), buf);
+}
+
+static void dtd_vwarning(void *ud, const char *fmt, ...)
+{
+    (void)ud;
+    (void)fmt;
+}
+
+void xp_dtd_start(xml_parse *p, const xmlChar *local, const xmlChar *prefix,
+                      int nattr, const xmlChar **attrs)
+{
+    const char *qname = scratch_qname(p, local, prefix);
+    xmlNodePtr node = xmlNewDocNode(p->dtddoc, NULL, BAD_CAST qname, NULL);
+    if (node == NULL || p->nnodes == p->nodecap) {
+        int cap = p->nodecap ? 2 * p->nodecap : 64;
+        xmlNodePtr *nodes = node ? realloc(p->nodes, (size_t)cap * sizeof *nodes) : NULL;
+        if (nodes == NULL) {
+            xmlFreeNode(node);
+            xp_fail(p, xp_line(p), "out of memory");
+            return;
+        }
+        p->nodes = nodes;
+        p->nodecap = cap;
+    }
+    p->nodes[p->nnodes++] = node;
+    for (int i = 0; i < nattr; i++) {
+        const xmlChar **a = attrs + 5 * i;
+        size_t n = (size_t)(a[4] - a[3]);
+        char *v = malloc(n + 1);
+        if (v == NULL) {
+            xp_fail(p, xp_line(p), "out of memory");
+            return;
+        }
+        v[xp_decode_amp(v, (const char *)a[3], n)] = '\0';
+        const char *aname = scratch_qname(p, a[0], a[1]);
+        xmlAttrPtr at = xmlNewProp(node, BAD_CAST aname, BAD_CAST v);
+        free(v);
+        if (at == NULL) {
+            xp_fail(p, xp_line(p), "out of memory");
+            return;
+        }
+    }
+    xmlValidatePushElement(p->dtdv, p->dtddoc, node, node->name);
+    for (xmlAttrPtr at = node->properties; at != NULL; at = at->next) {
+        xmlChar *v = xmlNodeGetContent((xmlNodePtr)at);
+        xmlValidateOneAttribute(p->dtdv, p->dtddoc, node, at, v);
+        xmlFree(v);
+    }
+    /* #REQUIRED attributes: xmlValidateOneElement would also check the
+     * (not yet seen) children, so this part is done here. */
+    xmlElementPtr decl = xmlGetDtdElementDesc(p->dtddoc->extSubset, node->name);
+    if (decl != NULL) {
+        for (xmlAttributePtr ad = decl->attributes; ad != NULL; ad = ad->nexth) {
+            if (ad->def == XML_ATTRIBUTE_REQUIRED && xmlHasProp(node, ad->name) == NULL) {
+                char msg[300];
+                snprintf(msg, sizeof msg, "Element %s does not carry attribute %s",
+                         (const char *)node->name, (const char *)ad->name);
+                xp_verr_add(p, xp_line(p), msg);
+            }
+        }
+    }
+}
+
+void xp_dtd_end(xml_parse *p)
+{
+    if (p->nnodes == 0)
+        return;
+    xmlNodePtr node = p->nodes[--p->nnodes];
+    xmlValidatePopElement(p->dtdv, p->dtddoc, node, node->name);
+    xmlFreeNode(node);
+}
+
+void xml_check_schema(lua_State *L, int idx, schema_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "xsd");
+    s->xsd = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, idx, "xsd_string");
+    s->xsd_string = luaL_optlstring(L, -1, NULL, &s->xsd_len);
+    lua_getfield(L, idx, "dtd");
+    s->dtd = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, idx, "dtd_string");
+    s->dtd_string = luaL_optlstring(L, -1, NULL, &s->dtd_len);
+    lua_pop(L, 4);   /* the strings stay referenced by the table */
+    int n = !!s->xsd + !!s->xsd_string + !!s->dtd + !!s->dtd_string;
+    if (n != 1)
+        luaL_argerror(L, idx, "schema must have exactly one of xsd, xsd_string, dtd, dtd_string");
+}
+
+static void on_schema_error(void *ud, xmlErrorPtr e)
+{
+    xml_parse *p = ud;
+    if (e == NULL || e->level < XML_ERR_ERROR)
+        return;
+    xp_verr_add(p, e->line, e->message != NULL ? e->message : "schema error");
+}
+
+/* Errors while parsing the caller's DTD: data is that parser's context. */
+static void on_dtd_parse_error(void *ud, xmlErrorPtr e)
+{
+    xmlParserCtxtPtr c = ud;
+    if (e == NULL || e->level < XML_ERR_ERROR || c == NULL || c->_private == NULL)
+        return;
+    xp_verr_add(c->_private, e->line, e->message != NULL ? e->message : "DTD error");
+}
+
+static int xsd_locator(void *ud, const char **file, unsigned long *line)
+{
+    xml_parse *p = ud;
+    if (file != NULL)
+        *file = NULL;
+    if (line != NULL)
+        *line = (unsigned long)xp_line(p);
+    return 0;
+}
+
+/* The caller's DTD (trusted: it is ours), parsed as an external subset the way
+ * xmlIOParseDTD does, but with our error handler. */
+static xmlDtdPtr load_dtd(xml_parse *sink, const char *path, const char *s, size_t n)
+{
+    xmlDtdPtr dtd = NULL;
+    xmlParserCtxtPtr c = xmlNewParserCtxt();
+    if (c == NULL)
+        return NULL;
+    c->_private = sink;
+    c->sax->serror = on_dtd_parse_error;
+    c->sax->warning = NULL;
+    c->sax->error = NULL;
+    c->sax->fatalError = NULL;
+    xmlCtxtUseOptions(c, XML_PARSE_NONET);
+    xmlParserInputBufferPtr in = path != NULL
+        ? xmlParserInputBufferCreateFilename(path, XML_CHAR_ENCODING_NONE)
+        : xmlParserInputBufferCreateMem(s, (int)n, XML_CHAR_ENCODING_NONE);
+    if (in == NULL) {
+        if (path != NULL)
+            xp_verr_add(sink, 0, "cannot open the DTD");
+        xmlFreeParserCtxt(c);
+        return NULL;
+    }
+    xmlParserInputPtr pin = xmlNewIOInputStream(c, in, XML_CHAR_ENCODING_NONE);
+    if (pin == NULL) {
+        xmlFreeParserInputBuffer(in);
+        xmlFreeParserCtxt(c);
+        return NULL;
+    }
+    if (xmlPushInput(c, pin) < 0) {
+        xmlFreeParserCtxt(c);
+        return NULL;
+    }
+    if (c->input->end - c->input->cur >= 4) {
+        xmlCharEncoding enc = xmlDetectCharEncoding(c->input->cur, 4);
+        xmlSwitchEncoding(c, enc);
+    }
+    c->inSubset = 2;
+    c->myDoc = xmlNewDoc(BAD_CAST "1.0");
+    if (c->myDoc != NULL) {
+        c->myDoc->properties = XML_DOC_INTERNAL;
+        c->myDoc->extSubset = xmlNewDtd(c->myDoc, BAD_CAST "none", BAD_CAST "none", BAD_CAST "none");
+        xmlParseExternalSubset(c, BAD_CAST "none", BAD_CAST "none");
+        if (c->wellFormed && c->myDoc->extSubset != NULL) {
+            dtd = c->myDoc->extSubset;
+            c->myDoc->extSubset = NULL;
+            xmlUnlinkNode((xmlNodePtr)dtd);
+            dtd->doc = NULL;
+            for (xmlNodePtr t = dtd->children; t != NULL; t = t->next)
+                t->doc = NULL;
+        }
+        xmlFreeDoc(c->myDoc);
+        c->myDoc = NULL;
+    }
+    xmlFreeParserCtxt(c);
+    return dtd;
+}
+
+
+/* One validation run, in a userdata so that nothing leaks if Lua raises. */
+typedef struct {
+    xml_parse p;
+    int live;                   /* p is initialised */
+    xmlSchemaPtr schema;
+    xmlSchemaSAXPlugPtr plug;
+} xml_vjob;
+
+static void vjob_free(xml_vjob *j)
+{
+    if (j->plug != NULL) {
+        xmlSchemaSAXUnplug(j->plug);      /* needs the parser and the validator */
+        j->plug = NULL;
+    }
+    if (j->p.xsd != NULL) {
+        xmlSchemaFreeValidCtxt(j->p.xsd);
+        j->p.xsd = NULL;
+    }
+    if (j->schema != NULL) {
+        xmlSchemaFree(j->schema);
+        j->schema = NULL;
+    }
+    if (j->p.dtdv != NULL) {
+        /* a document that stopped early leaves states (with their regexp
+         * executions) on the validator's stack: pop them, quietly */
+        j->p.dtdv->error = dtd_vwarning;
+        while (j->p.nnodes > 0)
+            xp_dtd_end(&j->p);
+    }
+    while (j->p.nnodes > 0)                 /* before their document */
+        xmlFreeNode(j->p.nodes[--j->p.nnodes]);
+    if (j->p.dtdv != NULL) {
+        xmlFreeValidCtxt(j->p.dtdv);
+        j->p.dtdv = NULL;
+    }
+    if (j->p.dtddoc != NULL) {
+        xmlFreeDoc(j->p.dtddoc);            /* also frees the DTD */
+        j->p.dtddoc = NULL;
+    }
+    if (j->live) {
+        px_free(&j->p);
+        j->live = 0;
+    }
+}
+
+static int vjob_gc(lua_State *L)
+{
+    vjob_free(luaL_checkudata(L, 1, VJOB_MT));
+    return 0;
+}
+
+/* Push true, or nil + errors; `label` names the document in errors.text. */
+static int push_result(lua_State *L, xml_parse *p, const char *label)
+{
+    if (p->nverr == 0 && !p->failed && p->vdropped == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_createtable(L, p->nverr + 2, 1);
+    int t = lua_gettop(L), k = 0;
+    lua_createtable(L, p->nverr + 2, 0);          /* the text lines */
+    for (int i = 0; i < p->nverr + 2; i++) {
+        int line;
+        const char *msg;
+        char more[80];
+        if (i < p->nverr) {
+            line = p->verr[i].line;
+            msg = p->verr[i].msg;
+        } else if (i == p->nverr && p->vdropped > 0) {
+            line = 0;
+            snprintf(more, sizeof more, "%d more errors not shown", p->vdropped);
+            msg = more;
+        } else if (i == p->nverr + 1 && p->failed) {
+            line = p->errline;
+            msg = p->err;
+        } else {
+            continue;
+        }
+        k++;
+        if (line > 0)
+            lua_pushfstring(L, "%s:%d: %s", label, line, msg);
+        else
+            lua_pushfstring(L, "%s: %s", label, msg);
+        lua_rawseti(L, t + 1, k);
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, line);
+        lua_setfield(L, -2, "line");
+        lua_pushstring(L, msg);
+        lua_setfield(L, -2, "message");
+        lua_rawseti(L, t, k);
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= k; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\n');
+        lua_rawgeti(L, t + 1, i);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_setfield(L, t, "text");
+    lua_settop(L, t);
+    return 2;
+}
+
+/* Validate a file or a string against a schema; pushes true | nil, errors. */
+int xml_validate_into(lua_State *L, const char *path, const char *mem, size_t memlen,
+                      const char *label, const schema_spec *s)
+{
+    xml_vjob *j = lua_newuserdatauv(L, sizeof *j, 0);
+    memset(j, 0, sizeof *j);
+    luaL_setmetatable(L, VJOB_MT);
+    xml_parse *p = &j->p;
+    char msg[600];
+    j->live = 1;
+    if (px_open(p, path, mem, memlen, label, msg, sizeof msg) != 0) {
+        xp_fail(p, 0, "%s", strncmp(msg, label, strlen(label)) == 0 ? msg + strlen(label) + 2 : msg);
+        int r = push_result(L, p, label);
+        vjob_free(j);
+        return r;
+    }
+    p->queue = 0;
+    const char *slabel = s->xsd ? s->xsd : s->dtd ? s->dtd : s->xsd_string ? "<xsd>" : "<dtd>";
+
+    if (s->xsd != NULL || s->xsd_string != NULL) {
+        xmlSchemaParserCtxtPtr sp = s->xsd != NULL
+            ? xmlSchemaNewParserCtxt(s->xsd)
+            : xmlSchemaNewMemParserCtxt(s->xsd_string, (int)s->xsd_len);
+        if (sp != NULL) {
+            xmlSchemaSetParserStructuredErrors(sp, on_schema_error, p);
+            j->schema = xmlSchemaParse(sp);
+            xmlSchemaFreeParserCtxt(sp);
+        }
+        if (j->schema != NULL)
+            p->xsd = xmlSchemaNewValidCtxt(j->schema);
+        if (p->xsd == NULL)
+            goto schema_failed;
+        xmlSchemaSetValidStructuredErrors(p->xsd, on_schema_error, p);
+    } else {
+        xmlDtdPtr dtd = load_dtd(p, s->dtd, s->dtd_string, s->dtd_len);
+        if (dtd == NULL)
+            goto schema_failed;
+        p->dtddoc = xmlNewDoc(BAD_CAST "1.0");
+        if (p->dtddoc == NULL) {
+            xmlFreeDtd(dtd);
+            goto schema_failed;
+        }
+        p->dtddoc->extSubset = dtd;
+        dtd->doc = p->dtddoc;
+        p->dtdv = xmlNewValidCtxt();
+        if (p->dtdv == NULL)
+            goto schema_failed;
+        p->dtdv->userData = p;
+        p->dtdv->error = dtd_verror;
+        p->dtdv->warning = dtd_vwarning;
+    }
+
+    /* Create the parser on the first 4 bytes (encoding detection) without
+     * parsing anything, plug the XSD layer in, then feed the rest. */
+    {
+        const char *data;
+        size_t n;
+        if (p->fp != NULL) {
+            n = fread(p->buf, 1, 4, p->fp);
+            data = p->buf;
+        } else {
+            n = p->memlen < 4 ? p->memlen : 4;
+            data = p->mem;
+            p->mempos = n;
+        }
+        if (px_begin(p, data, n) == 0 && p->xsd != NULL) {
+            j->plug = xmlSchemaSAXPlug(p->xsd, &p->ctxt->sax, &p->ctxt->userData);
+            if (j->plug == NULL) {
+                xp_fail(p, 0, "cannot start XSD validation");
+            } else {
+                /* the plug's handler has no structured error channel */
+                p->ctxt->sax->serror = xp_on_parse_error;
+                xmlSchemaValidateSetLocator(p->xsd, xsd_locator, p);
+            }
+        }
+    }
+    while (!p->done && !p->failed)
+        px_feed(p);
+    if (j->plug != NULL) {
+        xmlSchemaSAXUnplug(j->plug);
+        j->plug = NULL;
+    }
+    return push_result(L, p, label);
+
+schema_failed:
+    if (p->nverr == 0)
+        xp_verr_add(p, 0, "cannot load the schema");
+    p->failed = 0;
+    return push_result(L, p, slabel);
+}
+
+int xml_validate(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    schema_spec s;
+    xml_check_schema(L, 2, &s);
+    lua_getfield(L, 1, "path");
+    const char *path = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, 1, "string");
+    size_t len = 0;
+    const char *str = luaL_optlstring(L, -1, NULL, &len);
+    lua_getfield(L, 1, "name");
+    const char *label = luaL_optstring(L, -1, NULL);
+    if ((path == NULL) == (str == NULL))
+        return luaL_argerror(L, 1, "source must have exactly one of path, string");
+    if (label == NULL)
+        label = path != NULL ? path : "<string>";
+    return xml_validate_into(L, path, str, len, label, &s);
+}
+
+void xml_validate_register(lua_State *L)
+{
+    luaL_newmetatable(L, VJOB_MT);
+    lua_pushcfunction(L, vjob_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+}

@@ -1,0 +1,120 @@
+/*
+ * engine/xml/xml.h — what the files of giro.xml share: the push-parser core
+ * (parse.c) that the reader (reader.c) and the validator (validate.c) drive,
+ * and the pieces the writer (writer.c) borrows from them.  module.c holds
+ * luaopen_giro_xml.  Nothing here is visible outside the module.
+ */
+#ifndef GIRO_XML_H
+#define GIRO_XML_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/tree.h>
+#include <libxml/valid.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlschemas.h>
+#include "giro.h"
+
+#define READER_MT "giro.xml.reader"
+#define WRITER_MT "giro.xml.writer"
+#define CHUNK 65536
+#define MAX_TEXT 10000000        /* libxml2's own limit without XML_PARSE_HUGE; also
+                                    the limit on one leaf's whole value */
+#define MAX_NAME 1000            /* element and attribute names (eFaktura's are < 40) */
+#define MAX_ERRORS 100           /* validation errors kept; the rest are counted */
+
+#define VJOB_MT "giro.xml.validation"
+
+enum { EV_START = 1, EV_END, EV_TEXT, EV_CDATA };
+
+typedef struct {
+    int type, line, depth, nattr;
+    size_t name, namelen;   /* arena offsets */
+    size_t val, vallen;     /* text / cdata content */
+    size_t attr, attrlen;   /* attributes: (size_t len, bytes) name/value pairs */
+} xml_event;
+
+typedef struct {
+    int line;
+    char *msg;
+} xml_verr;
+
+typedef struct xml_parse {
+    xmlParserCtxtPtr ctxt;
+    char *label;                /* name for messages */
+    FILE *fp;                   /* file input, or NULL for memory input */
+    const char *mem;            /* memory input (kept alive by the owner) */
+    size_t memlen, mempos;
+    char *buf;                  /* read buffer (file input) */
+    int started, done, failed, depth, queue;
+    int cdata_cr;               /* the last CDATA byte queued was a CR (see add_text) */
+    uintptr_t cdata_end;        /* where in libxml2's input that CDATA piece ended */
+    int errline;
+    char err[512];              /* first fatal problem, without file:line */
+    char enc[64];               /* declared encoding */
+    /* event queue: events [head, nev) not yet handed out */
+    xml_event *ev;
+    size_t nev, evcap, head;
+    char *arena;
+    size_t alen, acap;
+    /* validation (xml.validate) */
+    xmlSchemaValidCtxtPtr xsd;
+    xmlValidCtxtPtr dtdv;
+    xmlDocPtr dtddoc;
+    xmlNodePtr *nodes;          /* open elements for DTD validation */
+    int nnodes, nodecap;
+    xml_verr *verr;
+    int nverr, verrcap, vdropped;
+    char scratch[512];
+} xml_parse;
+
+/* parse.c: the push-parser core */
+int xp_line(xml_parse *p);
+void xp_fail(xml_parse *p, int line, const char *fmt, ...);
+void xp_on_parse_error(void *ud, xmlErrorPtr e);
+int px_begin(xml_parse *p, const char *first, size_t n);
+void px_feed(xml_parse *p);
+int px_is_blank(const char *s, size_t n);
+int px_next(xml_parse *p, xml_event *out, int keep_blank);
+void px_free(xml_parse *p);
+int px_open(xml_parse *p, const char *path, const char *mem, size_t memlen,
+            const char *label, char *msg, size_t msglen);
+void px_push_error(lua_State *L, xml_parse *p);
+size_t xp_decode_amp(char *dst, const char *s, size_t n);
+void xml_grow(lua_State *L, char **buf, size_t *cap, size_t need);
+
+/* validate.c */
+typedef struct {
+    const char *xsd, *xsd_string, *dtd, *dtd_string;
+    size_t xsd_len, dtd_len;
+} schema_spec;
+
+void xp_verr_add(xml_parse *p, int line, const char *msg);
+void xp_dtd_start(xml_parse *p, const xmlChar *local, const xmlChar *prefix,
+                  int nattr, const xmlChar **attrs);
+void xp_dtd_end(xml_parse *p);
+void xml_check_schema(lua_State *L, int idx, schema_spec *s);
+int xml_validate_into(lua_State *L, const char *path, const char *mem, size_t memlen,
+                      const char *label, const schema_spec *s);
+int xml_validate(lua_State *L);
+void xml_validate_register(lua_State *L);
+
+/* reader.c */
+int xml_open(lua_State *L);
+int xml_from_string(lua_State *L);
+void xml_reader_register(lua_State *L);
+
+/* writer.c */
+int xml_writer_new(lua_State *L);
+int xml_escape(lua_State *L);
+void xml_writer_register(lua_State *L);
+
+#endif
