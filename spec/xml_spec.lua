@@ -337,14 +337,12 @@ describe("giro.xml reader", function()
 end)
 
 describe("giro.xml.validate", function()
-  it("accepts a valid document against our XSD and DTD", function()
+  it("accepts a valid document against our XSD", function()
     assert.is_true(xml.validate({ path = FIX .. "valid.xml" }, { xsd = FIX .. "record.xsd" }))
-    assert.is_true(xml.validate({ path = FIX .. "valid.xml" }, { dtd = FIX .. "record.dtd" }))
     assert.is_true(xml.validate({ string = slurp(FIX .. "valid.xml") }, { xsd_string = slurp(FIX .. "record.xsd") }))
-    assert.is_true(xml.validate({ string = slurp(FIX .. "valid.xml") }, { dtd_string = slurp(FIX .. "record.dtd") }))
   end)
 
-  -- Lines and findings as reported by `xmllint --schema` / `--dtdvalid` on invalid.xml.
+  -- Lines and findings as reported by `xmllint --schema` on invalid.xml.
   it("XSD: every error with its line", function()
     local ok, errors = xml.validate({ path = FIX .. "invalid.xml" }, { xsd = FIX .. "record.xsd" })
     assert.is_nil(ok)
@@ -361,44 +359,23 @@ describe("giro.xml.validate", function()
     assert.equal(FIX .. "invalid.xml:2: " .. errors[1].message, text[1])
   end)
 
-  it("DTD: every error with its line", function()
-    local ok, errors = xml.validate({ path = FIX .. "invalid.xml" }, { dtd = FIX .. "record.dtd" })
-    assert.is_nil(ok)
-    assert.equal("Element Message does not carry attribute version", errors[1].message)
-    assert.equal(2, errors[1].line)
-    local by_line = {}
-    for _, e in ipairs(errors) do
-      assert.is_number(e.line)
-      assert.is_true(e.line > 0)
-      by_line[e.line] = (by_line[e.line] or "") .. e.message .. "|"
-    end
-    assert.matches("Value \"delete\" for attribute kind of Record is not among the enumerated set", by_line[7], 1, true)
-    assert.matches("Record content does not follow the DTD", by_line[8])
-    assert.matches("No declaration for element Surprise", by_line[13])
-    ok, errors = xml.validate({ string = '<Message version="1">\n<Record/>\n</Message>', name = "short.xml" },
-      { dtd = FIX .. "record.dtd" })
-    assert.is_nil(ok)
-    assert.equal("short.xml:2: Element Record content does not follow the DTD, Expecting more child", errors.text)
-  end)
-
   it("reports a malformed document, a missing file and a broken schema", function()
     local ok, errors = xml.validate({ string = "<Message version='1'>\n<Record>\n</Message>", name = "m.xml" },
-      { dtd = FIX .. "record.dtd" })
+      { xsd = FIX .. "record.xsd" })
     assert.is_nil(ok)
     assert.equal("m.xml:3: Opening and ending tag mismatch: Record line 2 and Message", errors[#errors].message
       and ("m.xml:" .. errors[#errors].line .. ": " .. errors[#errors].message))
     ok, errors = xml.validate({ path = "/nonexistent.xml" }, { xsd = FIX .. "record.xsd" })
     assert.is_nil(ok)
     assert.equal("/nonexistent.xml: cannot open: No such file or directory", errors.text)
-    ok, errors = xml.validate({ path = FIX .. "valid.xml" }, { dtd_string = "<!ELEMENT a (b" })
-    assert.is_nil(ok)
-    assert.matches("^<dtd>:1: ", errors.text)
     ok, errors = xml.validate({ path = FIX .. "valid.xml" },
       { xsd_string = "<xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'><xs:element name='x' type='nope'/></xs:schema>" })
     assert.is_nil(ok)
     assert.matches("^<xsd>:1: .*'nope' does not resolve", errors.text)
     assert.has_error(function() xml.validate({ path = "x" }, {}) end)
     assert.has_error(function() xml.validate({}, { xsd = "x" }) end)
+    -- DTD validation is gone: a DTD schema is a programmer error
+    assert.has_error(function() xml.validate({ path = FIX .. "valid.xml" }, { dtd = FIX .. "valid.xml" }) end)
   end)
 end)
 
@@ -559,7 +536,7 @@ describe("giro.xml.writer on a giro.output temporary file", function()
       w:start("Record"):leaf_cdata("BillerAccountNumber", tostring(i)):leaf_cdata("BillerEnrollmentStatus", "N")
         :leaf("BillerReason", "Øre " .. i):finish()
     end
-    assert.is_true(w:commit({ dtd = FIX .. "record.dtd" }))
+    assert.is_true(w:commit({ xsd = FIX .. "record.xsd" }))
     assert.is_true(target:commit())
     local r = assert(xml.open(path))
     local n = 0

@@ -140,7 +140,7 @@ static int arena_qname(xml_parse *p, const xmlChar *local, const xmlChar *prefix
 /* Without entity substitution libxml2 passes '&' inside attribute values as
  * the literal "&#38;" (every other reference is already resolved and entity
  * declarations are refused), so this is the one decoding left to do. */
-size_t xp_decode_amp(char *dst, const char *s, size_t n)
+static size_t decode_amp(char *dst, const char *s, size_t n)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -200,15 +200,13 @@ static void sx_start(void *ud, const xmlChar *local, const xmlChar *prefix,
                 xp_fail(p, line, "out of memory");
                 return;
             }
-            n = xp_decode_amp(p->arena + p->alen, (const char *)a[3], n);
+            n = decode_amp(p->arena + p->alen, (const char *)a[3], n);
             p->alen += n;
             memcpy(p->arena + pos, &n, sizeof n);
         }
         e->attrlen = p->alen - e->attr;
         e->nattr = nattr;
     }
-    if (p->dtdv != NULL)
-        xp_dtd_start(p, local, prefix, nattr, attrs);
     p->depth++;
 }
 
@@ -226,16 +224,12 @@ static void sx_end(void *ud, const xmlChar *local, const xmlChar *prefix, const 
         e->name = p->alen;
         arena_qname(p, local, prefix, &e->namelen);
     }
-    if (p->dtdv != NULL)
-        xp_dtd_end(p);
 }
 
 static void add_text(xml_parse *p, int type, const xmlChar *s, int len)
 {
     if (p->failed)
         return;
-    if (p->dtdv != NULL)
-        xmlValidatePushCData(p->dtdv, s, len);
     if (!p->queue)
         return;
     xml_event *e = p->nev > p->head ? &p->ev[p->nev - 1] : NULL;
@@ -468,19 +462,15 @@ void px_free(xml_parse *p)
         fclose(p->fp);
         p->fp = NULL;
     }
-    while (p->nnodes > 0)
-        xmlFreeNode(p->nodes[--p->nnodes]);
     for (int i = 0; i < p->nverr; i++)
         free(p->verr[i].msg);
     free(p->verr);
-    free(p->nodes);
     free(p->buf);
     free(p->ev);
     free(p->arena);
     free(p->label);
     p->verr = NULL;
     p->nverr = 0;
-    p->nodes = NULL;
     p->buf = NULL;
     p->ev = NULL;
     p->arena = NULL;

@@ -1,20 +1,8 @@
 /*
- * giro.xml's validation: xml.validate (XSD or DTD) on the push-parser core,
+ * giro.xml's validation: xml.validate (XSD) on the push-parser core,
  * also used by the writer's commit.
  */
 #include "xml/xml.h"
-
-/* ---- DTD validation on the event stream (xmlValidatePush*) ---- */
-
-/* The qualified name as a C string in p->scratch (for the DTD validator). */
-static const char *scratch_qname(xml_parse *p, const xmlChar *local, const xmlChar *prefix)
-{
-    if (prefix != NULL)
-        snprintf(p->scratch, sizeof p->scratch, "%s:%s", (const char *)prefix, (const char *)local);
-    else
-        snprintf(p->scratch, sizeof p->scratch, "%s", (const char *)local);
-    return p->scratch;
-}
 
 void xp_verr_add(xml_parse *p, int line, const char *msg)
 {
@@ -47,88 +35,6 @@ void xp_verr_add(xml_parse *p, int line, const char *msg)
     p->nverr++;
 }
 
-/* xmlValidCtxt only offers a printf-style channel; the line is the parser's. */
-static void dtd_verror(void *ud, const char *fmt, ...)
-{
-    xml_parse *p = ud;
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    xp_verr_add(p, xp_line(p), buf);
-}
-
-static void dtd_vwarning(void *ud, const char *fmt, ...)
-{
-    (void)ud;
-    (void)fmt;
-}
-
-void xp_dtd_start(xml_parse *p, const xmlChar *local, const xmlChar *prefix,
-                      int nattr, const xmlChar **attrs)
-{
-    const char *qname = scratch_qname(p, local, prefix);
-    xmlNodePtr node = xmlNewDocNode(p->dtddoc, NULL, BAD_CAST qname, NULL);
-    if (node == NULL || p->nnodes == p->nodecap) {
-        int cap = p->nodecap ? 2 * p->nodecap : 64;
-        xmlNodePtr *nodes = node ? realloc(p->nodes, (size_t)cap * sizeof *nodes) : NULL;
-        if (nodes == NULL) {
-            xmlFreeNode(node);
-            xp_fail(p, xp_line(p), "out of memory");
-            return;
-        }
-        p->nodes = nodes;
-        p->nodecap = cap;
-    }
-    p->nodes[p->nnodes++] = node;
-    for (int i = 0; i < nattr; i++) {
-        const xmlChar **a = attrs + 5 * i;
-        size_t n = (size_t)(a[4] - a[3]);
-        char *v = malloc(n + 1);
-        if (v == NULL) {
-            xp_fail(p, xp_line(p), "out of memory");
-            return;
-        }
-        v[xp_decode_amp(v, (const char *)a[3], n)] = '\0';
-        const char *aname = scratch_qname(p, a[0], a[1]);
-        xmlAttrPtr at = xmlNewProp(node, BAD_CAST aname, BAD_CAST v);
-        free(v);
-        if (at == NULL) {
-            xp_fail(p, xp_line(p), "out of memory");
-            return;
-        }
-    }
-    xmlValidatePushElement(p->dtdv, p->dtddoc, node, node->name);
-    for (xmlAttrPtr at = node->properties; at != NULL; at = at->next) {
-        xmlChar *v = xmlNodeGetContent((xmlNodePtr)at);
-        xmlValidateOneAttribute(p->dtdv, p->dtddoc, node, at, v);
-        xmlFree(v);
-    }
-    /* #REQUIRED attributes: xmlValidateOneElement would also check the
-     * (not yet seen) children, so this part is done here. */
-    xmlElementPtr decl = xmlGetDtdElementDesc(p->dtddoc->extSubset, node->name);
-    if (decl != NULL) {
-        for (xmlAttributePtr ad = decl->attributes; ad != NULL; ad = ad->nexth) {
-            if (ad->def == XML_ATTRIBUTE_REQUIRED && xmlHasProp(node, ad->name) == NULL) {
-                char msg[300];
-                snprintf(msg, sizeof msg, "Element %s does not carry attribute %s",
-                         (const char *)node->name, (const char *)ad->name);
-                xp_verr_add(p, xp_line(p), msg);
-            }
-        }
-    }
-}
-
-void xp_dtd_end(xml_parse *p)
-{
-    if (p->nnodes == 0)
-        return;
-    xmlNodePtr node = p->nodes[--p->nnodes];
-    xmlValidatePopElement(p->dtdv, p->dtddoc, node, node->name);
-    xmlFreeNode(node);
-}
-
 void xml_check_schema(lua_State *L, int idx, schema_spec *s)
 {
     memset(s, 0, sizeof *s);
@@ -137,14 +43,9 @@ void xml_check_schema(lua_State *L, int idx, schema_spec *s)
     s->xsd = luaL_optstring(L, -1, NULL);
     lua_getfield(L, idx, "xsd_string");
     s->xsd_string = luaL_optlstring(L, -1, NULL, &s->xsd_len);
-    lua_getfield(L, idx, "dtd");
-    s->dtd = luaL_optstring(L, -1, NULL);
-    lua_getfield(L, idx, "dtd_string");
-    s->dtd_string = luaL_optlstring(L, -1, NULL, &s->dtd_len);
-    lua_pop(L, 4);   /* the strings stay referenced by the table */
-    int n = !!s->xsd + !!s->xsd_string + !!s->dtd + !!s->dtd_string;
-    if (n != 1)
-        luaL_argerror(L, idx, "schema must have exactly one of xsd, xsd_string, dtd, dtd_string");
+    lua_pop(L, 2);   /* the strings stay referenced by the table */
+    if (!!s->xsd + !!s->xsd_string != 1)
+        luaL_argerror(L, idx, "schema must have exactly one of xsd, xsd_string");
 }
 
 static void on_schema_error(void *ud, xmlErrorPtr e)
@@ -153,15 +54,6 @@ static void on_schema_error(void *ud, xmlErrorPtr e)
     if (e == NULL || e->level < XML_ERR_ERROR)
         return;
     xp_verr_add(p, e->line, e->message != NULL ? e->message : "schema error");
-}
-
-/* Errors while parsing the caller's DTD: data is that parser's context. */
-static void on_dtd_parse_error(void *ud, xmlErrorPtr e)
-{
-    xmlParserCtxtPtr c = ud;
-    if (e == NULL || e->level < XML_ERR_ERROR || c == NULL || c->_private == NULL)
-        return;
-    xp_verr_add(c->_private, e->line, e->message != NULL ? e->message : "DTD error");
 }
 
 static int xsd_locator(void *ud, const char **file, unsigned long *line)
@@ -173,65 +65,6 @@ static int xsd_locator(void *ud, const char **file, unsigned long *line)
         *line = (unsigned long)xp_line(p);
     return 0;
 }
-
-/* The caller's DTD (trusted: it is ours), parsed as an external subset the way
- * xmlIOParseDTD does, but with our error handler. */
-static xmlDtdPtr load_dtd(xml_parse *sink, const char *path, const char *s, size_t n)
-{
-    xmlDtdPtr dtd = NULL;
-    xmlParserCtxtPtr c = xmlNewParserCtxt();
-    if (c == NULL)
-        return NULL;
-    c->_private = sink;
-    c->sax->serror = on_dtd_parse_error;
-    c->sax->warning = NULL;
-    c->sax->error = NULL;
-    c->sax->fatalError = NULL;
-    xmlCtxtUseOptions(c, XML_PARSE_NONET);
-    xmlParserInputBufferPtr in = path != NULL
-        ? xmlParserInputBufferCreateFilename(path, XML_CHAR_ENCODING_NONE)
-        : xmlParserInputBufferCreateMem(s, (int)n, XML_CHAR_ENCODING_NONE);
-    if (in == NULL) {
-        if (path != NULL)
-            xp_verr_add(sink, 0, "cannot open the DTD");
-        xmlFreeParserCtxt(c);
-        return NULL;
-    }
-    xmlParserInputPtr pin = xmlNewIOInputStream(c, in, XML_CHAR_ENCODING_NONE);
-    if (pin == NULL) {
-        xmlFreeParserInputBuffer(in);
-        xmlFreeParserCtxt(c);
-        return NULL;
-    }
-    if (xmlPushInput(c, pin) < 0) {
-        xmlFreeParserCtxt(c);
-        return NULL;
-    }
-    if (c->input->end - c->input->cur >= 4) {
-        xmlCharEncoding enc = xmlDetectCharEncoding(c->input->cur, 4);
-        xmlSwitchEncoding(c, enc);
-    }
-    c->inSubset = 2;
-    c->myDoc = xmlNewDoc(BAD_CAST "1.0");
-    if (c->myDoc != NULL) {
-        c->myDoc->properties = XML_DOC_INTERNAL;
-        c->myDoc->extSubset = xmlNewDtd(c->myDoc, BAD_CAST "none", BAD_CAST "none", BAD_CAST "none");
-        xmlParseExternalSubset(c, BAD_CAST "none", BAD_CAST "none");
-        if (c->wellFormed && c->myDoc->extSubset != NULL) {
-            dtd = c->myDoc->extSubset;
-            c->myDoc->extSubset = NULL;
-            xmlUnlinkNode((xmlNodePtr)dtd);
-            dtd->doc = NULL;
-            for (xmlNodePtr t = dtd->children; t != NULL; t = t->next)
-                t->doc = NULL;
-        }
-        xmlFreeDoc(c->myDoc);
-        c->myDoc = NULL;
-    }
-    xmlFreeParserCtxt(c);
-    return dtd;
-}
-
 
 /* One validation run, in a userdata so that nothing leaks if Lua raises. */
 typedef struct {
@@ -254,23 +87,6 @@ static void vjob_free(xml_vjob *j)
     if (j->schema != NULL) {
         xmlSchemaFree(j->schema);
         j->schema = NULL;
-    }
-    if (j->p.dtdv != NULL) {
-        /* a document that stopped early leaves states (with their regexp
-         * executions) on the validator's stack: pop them, quietly */
-        j->p.dtdv->error = dtd_vwarning;
-        while (j->p.nnodes > 0)
-            xp_dtd_end(&j->p);
-    }
-    while (j->p.nnodes > 0)                 /* before their document */
-        xmlFreeNode(j->p.nodes[--j->p.nnodes]);
-    if (j->p.dtdv != NULL) {
-        xmlFreeValidCtxt(j->p.dtdv);
-        j->p.dtdv = NULL;
-    }
-    if (j->p.dtddoc != NULL) {
-        xmlFreeDoc(j->p.dtddoc);            /* also frees the DTD */
-        j->p.dtddoc = NULL;
     }
     if (j->live) {
         px_free(&j->p);
@@ -356,40 +172,21 @@ int xml_validate_into(lua_State *L, const char *path, const char *mem, size_t me
         return r;
     }
     p->queue = 0;
-    const char *slabel = s->xsd ? s->xsd : s->dtd ? s->dtd : s->xsd_string ? "<xsd>" : "<dtd>";
+    const char *slabel = s->xsd != NULL ? s->xsd : "<xsd>";
 
-    if (s->xsd != NULL || s->xsd_string != NULL) {
-        xmlSchemaParserCtxtPtr sp = s->xsd != NULL
-            ? xmlSchemaNewParserCtxt(s->xsd)
-            : xmlSchemaNewMemParserCtxt(s->xsd_string, (int)s->xsd_len);
-        if (sp != NULL) {
-            xmlSchemaSetParserStructuredErrors(sp, on_schema_error, p);
-            j->schema = xmlSchemaParse(sp);
-            xmlSchemaFreeParserCtxt(sp);
-        }
-        if (j->schema != NULL)
-            p->xsd = xmlSchemaNewValidCtxt(j->schema);
-        if (p->xsd == NULL)
-            goto schema_failed;
-        xmlSchemaSetValidStructuredErrors(p->xsd, on_schema_error, p);
-    } else {
-        xmlDtdPtr dtd = load_dtd(p, s->dtd, s->dtd_string, s->dtd_len);
-        if (dtd == NULL)
-            goto schema_failed;
-        p->dtddoc = xmlNewDoc(BAD_CAST "1.0");
-        if (p->dtddoc == NULL) {
-            xmlFreeDtd(dtd);
-            goto schema_failed;
-        }
-        p->dtddoc->extSubset = dtd;
-        dtd->doc = p->dtddoc;
-        p->dtdv = xmlNewValidCtxt();
-        if (p->dtdv == NULL)
-            goto schema_failed;
-        p->dtdv->userData = p;
-        p->dtdv->error = dtd_verror;
-        p->dtdv->warning = dtd_vwarning;
+    xmlSchemaParserCtxtPtr sp = s->xsd != NULL
+        ? xmlSchemaNewParserCtxt(s->xsd)
+        : xmlSchemaNewMemParserCtxt(s->xsd_string, (int)s->xsd_len);
+    if (sp != NULL) {
+        xmlSchemaSetParserStructuredErrors(sp, on_schema_error, p);
+        j->schema = xmlSchemaParse(sp);
+        xmlSchemaFreeParserCtxt(sp);
     }
+    if (j->schema != NULL)
+        p->xsd = xmlSchemaNewValidCtxt(j->schema);
+    if (p->xsd == NULL)
+        goto schema_failed;
+    xmlSchemaSetValidStructuredErrors(p->xsd, on_schema_error, p);
 
     /* Create the parser on the first 4 bytes (encoding detection) without
      * parsing anything, plug the XSD layer in, then feed the rest. */
@@ -404,7 +201,7 @@ int xml_validate_into(lua_State *L, const char *path, const char *mem, size_t me
             data = p->mem;
             p->mempos = n;
         }
-        if (px_begin(p, data, n) == 0 && p->xsd != NULL) {
+        if (px_begin(p, data, n) == 0) {
             j->plug = xmlSchemaSAXPlug(p->xsd, &p->ctxt->sax, &p->ctxt->userData);
             if (j->plug == NULL) {
                 xp_fail(p, 0, "cannot start XSD validation");

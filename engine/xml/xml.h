@@ -18,7 +18,6 @@
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
 #include <libxml/tree.h>
-#include <libxml/valid.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlschemas.h>
 #include "giro.h"
@@ -67,13 +66,8 @@ typedef struct xml_parse {
     size_t alen, acap;
     /* validation (xml.validate) */
     xmlSchemaValidCtxtPtr xsd;
-    xmlValidCtxtPtr dtdv;
-    xmlDocPtr dtddoc;
-    xmlNodePtr *nodes;          /* open elements for DTD validation */
-    int nnodes, nodecap;
     xml_verr *verr;
     int nverr, verrcap, vdropped;
-    char scratch[512];
 } xml_parse;
 
 /* parse.c: the push-parser core */
@@ -88,19 +82,15 @@ void px_free(xml_parse *p);
 int px_open(xml_parse *p, const char *path, const char *mem, size_t memlen,
             const char *label, char *msg, size_t msglen);
 void px_push_error(lua_State *L, xml_parse *p);
-size_t xp_decode_amp(char *dst, const char *s, size_t n);
 void xml_grow(lua_State *L, char **buf, size_t *cap, size_t need);
 
 /* validate.c */
 typedef struct {
-    const char *xsd, *xsd_string, *dtd, *dtd_string;
-    size_t xsd_len, dtd_len;
+    const char *xsd, *xsd_string;
+    size_t xsd_len;
 } schema_spec;
 
 void xp_verr_add(xml_parse *p, int line, const char *msg);
-void xp_dtd_start(xml_parse *p, const xmlChar *local, const xmlChar *prefix,
-                  int nattr, const xmlChar **attrs);
-void xp_dtd_end(xml_parse *p);
 void xml_check_schema(lua_State *L, int idx, schema_spec *s);
 int xml_validate_into(lua_State *L, const char *path, const char *mem, size_t memlen,
                       const char *label, const schema_spec *s);
