@@ -5,19 +5,22 @@
  *     r:next() -> "start"|"end"|"text"|"cdata" | nil (end) | nil, msg (parse error)
  *     r:name(), r:value(), r:line(), r:depth(), r:attributes(), r:encoding()
  *     r:read_record() -> fields, lines | nil, msg       r:close()
+ *     r:next_record(spec) -> fields, line, wrapper, problem | false, event, stage | nil, msg
+ *   xml.record_spec{ record=, wrappers=, leaves=, required=, chars= } -> spec
  *   xml.validate(source, schema)  -> true | nil, errors
  *   xml.writer{ encoding=, path=, indent= } -> writer | nil, msg
  *     w:start/finish/text/cdata/leaf/leaf_cdata/empty, w:tostring(), w:commit([schema]), w:abort()
  *   xml.escape(s)
  *
  * Files: parse.c (the SAX2 push-parser core and its event queue), reader.c,
- * validate.c, writer.c; xml.h holds what they share.
+ * record.c, validate.c, writer.c; xml.h holds what they share.
  */
 #include "xml/xml.h"
 
 static const luaL_Reg xml_funcs[] = {
     { "open", xml_open },
     { "from_string", xml_from_string },
+    { "record_spec", xml_record_spec },
     { "validate", xml_validate },
     { "writer", xml_writer_new },
     { "escape", xml_escape },
@@ -41,6 +44,7 @@ int luaopen_giro_xml(lua_State *L)
     xml_reader_register(L);
     xml_writer_register(L);
     xml_validate_register(L);
+    xml_record_register(L);
     luaL_newlib(L, xml_funcs);
     return 1;
 }

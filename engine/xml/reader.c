@@ -1,20 +1,12 @@
 /*
- * giro.xml's reader: xml.open / xml.from_string, the event accessors and
- * read_record, over the push-parser core (parse.c).
+ * giro.xml's reader: xml.open / xml.from_string and the event accessors, over
+ * the push-parser core (parse.c); the record methods are in record.c.
  */
 #include "xml/xml.h"
 
-static const char *const ev_names[] = { NULL, "start", "end", "text", "cdata" };
+const char *const xml_ev_names[] = { NULL, "start", "end", "text", "cdata" };
 
-typedef struct {
-    xml_parse p;
-    int open;
-    xml_event cur;              /* current event (type 0: none) */
-    char *lname, *tbuf, *rname; /* read_record scratch */
-    size_t lcap, tcap, rcap;
-} xml_reader;
-
-static xml_reader *check_reader(lua_State *L)
+xml_reader *xml_check_reader(lua_State *L)
 {
     xml_reader *r = luaL_checkudata(L, 1, READER_MT);
     if (!r->open)
@@ -84,10 +76,10 @@ int xml_from_string(lua_State *L)
 
 static int r_next(lua_State *L)
 {
-    xml_reader *r = check_reader(L);
+    xml_reader *r = xml_check_reader(L);
     int rc = px_next(&r->p, &r->cur, 0);
     if (rc > 0) {
-        lua_pushstring(L, ev_names[r->cur.type]);
+        lua_pushstring(L, xml_ev_names[r->cur.type]);
         return 1;
     }
     r->cur.type = 0;
@@ -100,7 +92,7 @@ static int r_next(lua_State *L)
 
 static int r_name(lua_State *L)
 {
-    xml_reader *r = check_reader(L);
+    xml_reader *r = xml_check_reader(L);
     if (r->cur.type == EV_START || r->cur.type == EV_END)
         lua_pushlstring(L, r->p.arena + r->cur.name, r->cur.namelen);
     else
@@ -110,7 +102,7 @@ static int r_name(lua_State *L)
 
 static int r_value(lua_State *L)
 {
-    xml_reader *r = check_reader(L);
+    xml_reader *r = xml_check_reader(L);
     if (r->cur.type == EV_TEXT || r->cur.type == EV_CDATA)
         lua_pushlstring(L, r->p.arena + r->cur.val, r->cur.vallen);
     else
@@ -120,7 +112,7 @@ static int r_value(lua_State *L)
 
 static int r_line(lua_State *L)
 {
-    xml_reader *r = check_reader(L);
+    xml_reader *r = xml_check_reader(L);
     if (r->cur.type == 0)
         lua_pushnil(L);
     else
@@ -130,7 +122,7 @@ static int r_line(lua_State *L)
 
 static int r_depth(lua_State *L)
 {
-    xml_reader *r = check_reader(L);
+    xml_reader *r = xml_check_reader(L);
     if (r->cur.type == 0)
         lua_pushnil(L);
     else
@@ -140,7 +132,7 @@ static int r_depth(lua_State *L)
 
 static int r_attributes(lua_State *L)
 {
-    xml_reader *r = check_reader(L);
+    xml_reader *r = xml_check_reader(L);
     lua_createtable(L, 0, r->cur.type == EV_START ? r->cur.nattr : 0);
     if (r->cur.type != EV_START)
         return 1;
@@ -162,7 +154,7 @@ static int r_attributes(lua_State *L)
 
 static int r_encoding(lua_State *L)
 {
-    xml_reader *r = check_reader(L);
+    xml_reader *r = xml_check_reader(L);
     /* the declaration is parsed with the first chunk */
     if (!r->p.started && !r->p.done && r->p.head == r->p.nev)
         px_feed(&r->p);
@@ -171,111 +163,6 @@ static int r_encoding(lua_State *L)
     else
         lua_pushnil(L);
     return 1;
-}
-/* Consume the subtree of the element just started; one Lua call per record. */
-static int r_read_record(lua_State *L)
-{
-    xml_reader *r = check_reader(L);
-    xml_parse *p = &r->p;
-    if (r->cur.type != EV_START)
-        return luaL_error(L, "giro.xml: read_record must follow a \"start\" event");
-    int rdepth = r->cur.depth;
-    size_t rlen = r->cur.namelen, llen = rlen, tlen = 0;
-    xml_grow(L, &r->rname, &r->rcap, rlen + 1);
-    xml_grow(L, &r->lname, &r->lcap, rlen + 1);
-    memcpy(r->rname, p->arena + r->cur.name, rlen);
-    r->rname[rlen] = '\0';
-    memcpy(r->lname, r->rname, rlen + 1);
-    int leaf_open = 1, leaf_line = r->cur.line, seen_cdata = 0;
-    size_t blank_tail = 0;      /* trailing whitespace-only text in tbuf */
-    lua_Integer nleaves = 0;
-    lua_settop(L, 1);
-    lua_createtable(L, 0, 24);                 /* 2: fields */
-    lua_createtable(L, 0, 24);                 /* 3: lines */
-    lua_pushinteger(L, r->cur.line);
-    lua_rawseti(L, 3, 0);
-    xml_event e;
-    for (;;) {
-        int rc = px_next(p, &e, 1);
-        if (rc <= 0) {
-            r->cur.type = 0;
-            lua_pushnil(L);
-            if (rc < 0)
-                px_push_error(L, p);
-            else
-                lua_pushfstring(L, "%s: unexpected end of document in <%s>", p->label, r->rname);
-            return 2;
-        }
-        switch (e.type) {
-        case EV_START:
-            leaf_open = 1;
-            leaf_line = e.line;
-            llen = e.namelen;
-            xml_grow(L, &r->lname, &r->lcap, llen + 1);
-            memcpy(r->lname, p->arena + e.name, llen);
-            r->lname[llen] = '\0';
-            tlen = blank_tail = 0;
-            seen_cdata = 0;
-            break;
-        case EV_TEXT:
-        case EV_CDATA:
-            if (!leaf_open)
-                break;          /* whitespace between elements, or mixed content after a child */
-            if (e.vallen > MAX_TEXT - tlen) {
-                r->cur.type = 0;
-                lua_pushnil(L);
-                lua_pushfstring(L, "%s:%d: <%s> in <%s>: text longer than %d bytes",
-                                p->label, leaf_line, r->lname, r->rname, MAX_TEXT);
-                return 2;
-            }
-            if (e.type == EV_CDATA) {
-                /* whitespace before the first CDATA section is layout
-                 * (Nets pretty-prints " <![CDATA[x]]> "); between two it is data */
-                if (!seen_cdata)
-                    tlen -= blank_tail;
-                seen_cdata = 1;
-                blank_tail = 0;
-            } else {
-                /* a text event is all the character data up to the next
-                 * CDATA section or tag (add_text joins the pieces) */
-                blank_tail = px_is_blank(p->arena + e.val, e.vallen) ? e.vallen : 0;
-            }
-            if (e.vallen > 0) {
-                xml_grow(L, &r->tbuf, &r->tcap, tlen + e.vallen);
-                memcpy(r->tbuf + tlen, p->arena + e.val, e.vallen);
-                tlen += e.vallen;
-            }
-            break;
-        case EV_END:
-            if (leaf_open && seen_cdata)
-                tlen -= blank_tail;     /* layout after the last CDATA section */
-            if (leaf_open) {
-                lua_pushlstring(L, r->lname, llen);            /* key */
-                lua_pushvalue(L, -1);
-                if (lua_rawget(L, 2) != LUA_TNIL) {
-                    r->cur = e;
-                    lua_pushnil(L);
-                    lua_pushfstring(L, "%s:%d: element <%s> repeated in <%s>",
-                                    p->label, leaf_line, r->lname, r->rname);
-                    return 2;
-                }
-                lua_pop(L, 1);
-                lua_pushvalue(L, -1);
-                lua_pushlstring(L, r->tbuf != NULL ? r->tbuf : "", tlen);
-                lua_rawset(L, 2);
-                lua_pushinteger(L, leaf_line);
-                lua_rawset(L, 3);
-                leaf_open = 0;
-                nleaves++;
-            }
-            if (e.depth == rdepth) {
-                r->cur = e;
-                lua_pushinteger(L, nleaves);
-                return 3;
-            }
-            break;
-        }
-    }
 }
 
 static int r_close(lua_State *L)
@@ -306,7 +193,8 @@ static const luaL_Reg reader_methods[] = {
     { "depth", r_depth },
     { "attributes", r_attributes },
     { "encoding", r_encoding },
-    { "read_record", r_read_record },
+    { "read_record", xml_read_record },
+    { "next_record", xml_next_record },
     { "close", r_close },
     { NULL, NULL }
 };

@@ -98,9 +98,26 @@ int xml_validate(lua_State *L);
 void xml_validate_register(lua_State *L);
 
 /* reader.c */
+typedef struct {
+    xml_parse p;
+    int open;
+    xml_event cur;              /* current event (type 0: none) */
+    char *lname, *tbuf, *rname; /* record.c's scratch */
+    size_t lcap, tcap, rcap;
+} xml_reader;
+
+extern const char *const xml_ev_names[];
+xml_reader *xml_check_reader(lua_State *L);
 int xml_open(lua_State *L);
 int xml_from_string(lua_State *L);
 void xml_reader_register(lua_State *L);
+
+/* record.c */
+#define SPEC_MT "giro.xml.record_spec"
+int xml_read_record(lua_State *L);
+int xml_next_record(lua_State *L);
+int xml_record_spec(lua_State *L);
+void xml_record_register(lua_State *L);
 
 /* writer.c */
 int xml_writer_new(lua_State *L);
