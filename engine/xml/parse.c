@@ -16,11 +16,6 @@
  */
 #include "xml/xml.h"
 
-int xp_line(xml_parse *p)
-{
-    return (p->ctxt != NULL && p->ctxt->input != NULL) ? p->ctxt->input->line : 0;
-}
-
 /* Record the first fatal problem and stop the parser (safe inside callbacks). */
 void xp_fail(xml_parse *p, int line, const char *fmt, ...)
 {
@@ -514,10 +509,8 @@ void px_push_error(lua_State *L, xml_parse *p)
         lua_pushfstring(L, "%s: %s", p->label, p->err);
 }
 
-void xml_grow(lua_State *L, char **buf, size_t *cap, size_t need)
+void xml_grow_slow(lua_State *L, char **buf, size_t *cap, size_t need)
 {
-    if (need <= *cap)
-        return;
     size_t c = *cap ? *cap : 256;
     while (c < need)
         c *= 2;

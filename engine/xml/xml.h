@@ -22,6 +22,9 @@
 #include <libxml/xmlschemas.h>
 #include "giro.h"
 
+/* the module's internals never leave xml.so (and calls between its files skip the PLT) */
+#pragma GCC visibility push(hidden)
+
 #define READER_MT "giro.xml.reader"
 #define WRITER_MT "giro.xml.writer"
 #define CHUNK 65536
@@ -71,7 +74,10 @@ typedef struct xml_parse {
 } xml_parse;
 
 /* parse.c: the push-parser core */
-int xp_line(xml_parse *p);
+static inline int xp_line(xml_parse *p)
+{
+    return (p->ctxt != NULL && p->ctxt->input != NULL) ? p->ctxt->input->line : 0;
+}
 void xp_fail(xml_parse *p, int line, const char *fmt, ...);
 void xp_on_parse_error(void *ud, xmlErrorPtr e);
 int px_begin(xml_parse *p, const char *first, size_t n);
@@ -82,7 +88,12 @@ void px_free(xml_parse *p);
 int px_open(xml_parse *p, const char *path, const char *mem, size_t memlen,
             const char *label, char *msg, size_t msglen);
 void px_push_error(lua_State *L, xml_parse *p);
-void xml_grow(lua_State *L, char **buf, size_t *cap, size_t need);
+void xml_grow_slow(lua_State *L, char **buf, size_t *cap, size_t need);
+static inline void xml_grow(lua_State *L, char **buf, size_t *cap, size_t need)
+{
+    if (need > *cap)
+        xml_grow_slow(L, buf, cap, need);
+}
 
 /* validate.c */
 typedef struct {
@@ -123,5 +134,7 @@ void xml_record_register(lua_State *L);
 int xml_writer_new(lua_State *L);
 int xml_escape(lua_State *L);
 void xml_writer_register(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif
