@@ -221,6 +221,90 @@ describe("giro.xml reader", function()
     assert.equal("dup.xml:3: element <A> repeated in <R>", err)
   end)
 
+  describe("next_record with a record_spec", function()
+    -- Character counts are those of the characters written in the documents below (æ, ø, é
+    -- are one character, two bytes of UTF-8 each).
+    local SPEC = xml.record_spec{
+      record = "Rec", wrappers = { "Add", "Del" }, leaves = { "Id", "Name", "Note" }, required = true,
+      chars = { { "Id", min = 1, max = 3 }, { "Name", max = 4, trim = true }, { "Name", min = 1 } },
+    }
+    local function reader(body)
+      local r = assert(xml.from_string("<M>\n" .. body .. "\n</M>", { name = "s.xml" }))
+      assert.equal("start", r:next())
+      return r
+    end
+
+    it("reads a wrapped record in one call and says which wrapper held it", function()
+      local r = reader("<Add>\n <Rec>\n  <Id>1</Id><Name> Blåb </Name>\n  <Note/>\n </Rec>\n</Add>\n<Del><Rec><Id>22</Id><Name>x</Name><Note>n</Note></Rec></Del>")
+      assert.same({ { Id = "1", Name = " Blåb ", Note = "" }, 3, 1 }, { r:next_record(SPEC) })
+      assert.equal("Add", r:name())   -- the reader sits on the wrapper's end tag
+      assert.same({ { Id = "22", Name = "x", Note = "n" }, 8, 2 }, { r:next_record(SPEC) })
+      -- then the next event is not a record: false, the event, stage 0; the reader sits on it
+      assert.same({ false, "end", 0, 0 }, { r:next_record(SPEC) })
+      assert.equal("M", r:name())
+      assert.same({ false, "eof", 0, 0 }, { r:next_record(SPEC) })
+    end)
+
+    it("reports the first problem: a missing leaf, an unknown one, a count outside a rule", function()
+      local r = reader("<Add><Rec><Id>1</Id><Note/></Rec></Add>\n"
+        .. "<Add><Rec><Id>1</Id><Name>n</Name><X>?</X><Note/></Rec></Add>\n"
+        .. "<Add><Rec>\n<Id>1234</Id><Name>n</Name><Note/></Rec></Add>\n"
+        .. "<Add><Rec><Id>é</Id><Name> øøøøø </Name><Note/></Rec></Add>\n"
+        .. "<Add><Rec><Id>é</Id><Name>  øøøø  </Name><Note/></Rec></Add>\n"
+        .. "<Add><Rec><Id>1</Id><Name></Name><Note/></Rec></Add>")
+      local f, line, w, p = r:next_record(SPEC)
+      assert.same({ { Id = "1", Note = "" }, 2, 1, { kind = "missing", leaf = "Name" } }, { f, line, w, p })
+      f, line, w, p = r:next_record(SPEC)
+      assert.same({ kind = "unknown", leaf = "X", line = 3 }, p)
+      assert.equal("?", f.X)
+      f, line, w, p = r:next_record(SPEC)
+      assert.same({ kind = "chars", rule = 1, leaf = "Id", line = 5, count = 4 }, p)
+      f, line, w, p = r:next_record(SPEC)
+      assert.same({ kind = "chars", rule = 2, leaf = "Name", line = 6, count = 5 }, p)
+      f, line, w, p = r:next_record(SPEC)
+      assert.is_nil(p)            -- four characters once trimmed; é is one character
+      assert.equal("  øøøø  ", f.Name)
+      f, line, w, p = r:next_record(SPEC)
+      assert.same({ kind = "chars", rule = 3, leaf = "Name", line = 8, count = 0 }, p)
+    end)
+
+    it("stops where the wrapping breaks: stage 1 inside a wrapper, stage 2 after its record", function()
+      local r = reader("<Add>\n<Other/></Add>")
+      assert.same({ false, "start", 1, 1 }, { r:next_record(SPEC) })
+      assert.equal("Other", r:name())
+      assert.equal(3, r:line())
+      r = reader("<Del>text<Rec/></Del>")
+      assert.same({ false, "text", 1, 2 }, { r:next_record(SPEC) })
+      assert.equal("text", r:value())
+      r = reader("<Add><Rec><Id>1</Id><Name>n</Name><Note/></Rec><Rec/></Add>")
+      assert.same({ false, "start", 2, 1 }, { r:next_record(SPEC) })
+      assert.equal("Rec", r:name())
+      r = reader("<Rec/>")
+      assert.same({ false, "start", 0, 0 }, { r:next_record(SPEC) })
+      assert.equal("Rec", r:name())
+    end)
+
+    it("without wrappers reads the record element itself; errors as read_record", function()
+      local bare = xml.record_spec{ record = "Rec" }
+      local r = reader("<Rec><A>1</A><B><C>2</C></B></Rec>\n<Rec><A>1</A>\n<A>2</A></Rec>")
+      assert.same({ { A = "1", C = "2" }, 2, 0 }, { r:next_record(bare) })
+      assert.same({ nil, "s.xml:4: element <A> repeated in <Rec>" }, { r:next_record(bare) })
+      r = assert(xml.from_string("<M>\n<Rec><A>1</B></Rec></M>", { name = "b.xml" }))
+      r:next()
+      local f, msg = r:next_record(bare)
+      assert.is_nil(f)
+      assert.matches("^b.xml:2: Opening and ending tag mismatch: A line 2 and B", msg)
+    end)
+
+    it("refuses a malformed spec", function()
+      assert.has_error(function() xml.record_spec{} end)
+      assert.has_error(function() xml.record_spec{ record = "R", required = true } end)
+      assert.has_error(function() xml.record_spec{ record = "R", leaves = { "A", "A" } } end)
+      assert.has_error(function() xml.record_spec{ record = "R", leaves = { "A" }, chars = { { "B", max = 1 } } } end)
+      assert.has_error(function() xml.from_string("<a/>"):next_record({}) end)
+    end)
+  end)
+
   it("read_record must follow a start event", function()
     local r = assert(xml.from_string("<a>x</a>"))
     assert.has_error(function() r:read_record() end)
