@@ -347,27 +347,54 @@ int px_begin(xml_parse *p, const char *first, size_t n)
 }
 
 /* Feed the next chunk (the first call creates the parser). */
-void px_feed(xml_parse *p)
+const char *px_read(xml_parse *p, size_t max, size_t *np, int *last)
 {
-    const char *data;
     size_t n;
-    int last;
-    if (p->fp != NULL) {
-        n = fread(p->buf, 1, CHUNK, p->fp);
-        if (n < CHUNK && ferror(p->fp)) {
-            xp_fail(p, 0, "read error: %s", strerror(errno));
-            p->done = 1;
-            return;
+    const char *data;
+    if (p->pull != NULL) {
+        /* as much as max, unless the source ends first */
+        n = 0;
+        *last = 0;
+        while (n < max) {
+            long k = p->pull(p->pull_ud, p->buf + n, max - n);
+            if (k < 0) {
+                xp_fail(p, 0, "stopped");
+                break;
+            }
+            if (k == 0) {
+                *last = 1;
+                break;
+            }
+            n += (size_t)k;
         }
-        last = n < CHUNK && feof(p->fp);
+        data = p->buf;
+    } else if (p->fp != NULL) {
+        n = fread(p->buf, 1, max, p->fp);
+        if (n < max && ferror(p->fp))
+            xp_fail(p, 0, "read error: %s", strerror(errno));
+        *last = n < max && feof(p->fp);
         data = p->buf;
     } else {
         n = p->memlen - p->mempos;
-        if (n > CHUNK)
-            n = CHUNK;
+        if (n > max)
+            n = max;
         data = p->mem + p->mempos;
         p->mempos += n;
-        last = p->mempos == p->memlen;
+        *last = p->mempos == p->memlen;
+    }
+    p->fed += n;
+    *np = n;
+    return data;
+}
+
+void px_feed(xml_parse *p)
+{
+    size_t n;
+    int last;
+    const char *data = px_read(p, CHUNK, &n, &last);
+    if (p->failed) {
+        p->done = 1;
+        return;
     }
     if (!p->started) {
         if (px_begin(p, data, n) != 0) {
@@ -378,7 +405,7 @@ void px_feed(xml_parse *p)
         data += n4;
         n -= n4;
     }
-    if (last && n == 0 && p->mempos == 0 && (p->fp == NULL || ftell(p->fp) <= 0) && !p->failed) {
+    if (last && p->fed == 0 && !p->failed) {
         xp_fail(p, 1, "document is empty");
         p->done = 1;
         return;
@@ -499,6 +526,16 @@ int px_open(xml_parse *p, const char *path, const char *mem, size_t memlen,
         p->memlen = memlen;
     }
     return 0;
+}
+
+int px_open_pull(xml_parse *p, long (*pull)(void *, char *, size_t), void *ud, const char *label)
+{
+    memset(p, 0, sizeof *p);
+    p->label = strdup(label);
+    p->buf = malloc(CHUNK);
+    p->pull = pull;
+    p->pull_ud = ud;
+    return p->label != NULL && p->buf != NULL ? 0 : -1;
 }
 
 void px_push_error(lua_State *L, xml_parse *p)

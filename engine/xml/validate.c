@@ -66,15 +66,7 @@ static int xsd_locator(void *ud, const char **file, unsigned long *line)
     return 0;
 }
 
-/* One validation run, in a userdata so that nothing leaks if Lua raises. */
-typedef struct {
-    xml_parse p;
-    int live;                   /* p is initialised */
-    xmlSchemaPtr schema;
-    xmlSchemaSAXPlugPtr plug;
-} xml_vjob;
-
-static void vjob_free(xml_vjob *j)
+void xml_vjob_free(xml_vjob *j)
 {
     if (j->plug != NULL) {
         xmlSchemaSAXUnplug(j->plug);      /* needs the parser and the validator */
@@ -96,12 +88,12 @@ static void vjob_free(xml_vjob *j)
 
 static int vjob_gc(lua_State *L)
 {
-    vjob_free(luaL_checkudata(L, 1, VJOB_MT));
+    xml_vjob_free(luaL_checkudata(L, 1, VJOB_MT));
     return 0;
 }
 
 /* Push true, or nil + errors; `label` names the document in errors.text. */
-static int push_result(lua_State *L, xml_parse *p, const char *label)
+int xml_push_result(lua_State *L, xml_parse *p, const char *label)
 {
     if (p->nverr == 0 && !p->failed && p->vdropped == 0) {
         lua_pushboolean(L, 1);
@@ -155,6 +147,58 @@ static int push_result(lua_State *L, xml_parse *p, const char *label)
     return 2;
 }
 
+/* Load the schema into j (parsed here, in the calling thread) and create its
+ * validation context; 0, or -1 with the schema's errors in j->p. */
+int xml_vjob_load(xml_vjob *j, const schema_spec *s)
+{
+    xml_parse *p = &j->p;
+    xmlSchemaParserCtxtPtr sp = s->xsd != NULL
+        ? xmlSchemaNewParserCtxt(s->xsd)
+        : xmlSchemaNewMemParserCtxt(s->xsd_string, (int)s->xsd_len);
+    if (sp != NULL) {
+        xmlSchemaSetParserStructuredErrors(sp, on_schema_error, p);
+        j->schema = xmlSchemaParse(sp);
+        xmlSchemaFreeParserCtxt(sp);
+    }
+    if (j->schema != NULL)
+        p->xsd = xmlSchemaNewValidCtxt(j->schema);
+    if (p->xsd == NULL) {
+        if (p->nverr == 0)
+            xp_verr_add(p, 0, "cannot load the schema");
+        p->failed = 0;
+        return -1;
+    }
+    xmlSchemaSetValidStructuredErrors(p->xsd, on_schema_error, p);
+    return 0;
+}
+
+/* Parse j's source to its end through the XSD layer (findings in j->p). */
+void xml_vjob_run(xml_vjob *j)
+{
+    xml_parse *p = &j->p;
+    /* Create the parser on the first 4 bytes (encoding detection) without
+     * parsing anything, plug the XSD layer in, then feed the rest. */
+    size_t n;
+    int last;
+    const char *data = px_read(p, 4, &n, &last);
+    if (!p->failed && px_begin(p, data, n) == 0) {
+        j->plug = xmlSchemaSAXPlug(p->xsd, &p->ctxt->sax, &p->ctxt->userData);
+        if (j->plug == NULL) {
+            xp_fail(p, 0, "cannot start XSD validation");
+        } else {
+            /* the plug's handler has no structured error channel */
+            p->ctxt->sax->serror = xp_on_parse_error;
+            xmlSchemaValidateSetLocator(p->xsd, xsd_locator, p);
+        }
+    }
+    while (!p->done && !p->failed)
+        px_feed(p);
+    if (j->plug != NULL) {
+        xmlSchemaSAXUnplug(j->plug);
+        j->plug = NULL;
+    }
+}
+
 /* Validate a file or a string against a schema; pushes true | nil, errors. */
 int xml_validate_into(lua_State *L, const char *path, const char *mem, size_t memlen,
                       const char *label, const schema_spec *s)
@@ -167,64 +211,15 @@ int xml_validate_into(lua_State *L, const char *path, const char *mem, size_t me
     j->live = 1;
     if (px_open(p, path, mem, memlen, label, msg, sizeof msg) != 0) {
         xp_fail(p, 0, "%s", strncmp(msg, label, strlen(label)) == 0 ? msg + strlen(label) + 2 : msg);
-        int r = push_result(L, p, label);
-        vjob_free(j);
+        int r = xml_push_result(L, p, label);
+        xml_vjob_free(j);
         return r;
     }
     p->queue = 0;
-    const char *slabel = s->xsd != NULL ? s->xsd : "<xsd>";
-
-    xmlSchemaParserCtxtPtr sp = s->xsd != NULL
-        ? xmlSchemaNewParserCtxt(s->xsd)
-        : xmlSchemaNewMemParserCtxt(s->xsd_string, (int)s->xsd_len);
-    if (sp != NULL) {
-        xmlSchemaSetParserStructuredErrors(sp, on_schema_error, p);
-        j->schema = xmlSchemaParse(sp);
-        xmlSchemaFreeParserCtxt(sp);
-    }
-    if (j->schema != NULL)
-        p->xsd = xmlSchemaNewValidCtxt(j->schema);
-    if (p->xsd == NULL)
-        goto schema_failed;
-    xmlSchemaSetValidStructuredErrors(p->xsd, on_schema_error, p);
-
-    /* Create the parser on the first 4 bytes (encoding detection) without
-     * parsing anything, plug the XSD layer in, then feed the rest. */
-    {
-        const char *data;
-        size_t n;
-        if (p->fp != NULL) {
-            n = fread(p->buf, 1, 4, p->fp);
-            data = p->buf;
-        } else {
-            n = p->memlen < 4 ? p->memlen : 4;
-            data = p->mem;
-            p->mempos = n;
-        }
-        if (px_begin(p, data, n) == 0) {
-            j->plug = xmlSchemaSAXPlug(p->xsd, &p->ctxt->sax, &p->ctxt->userData);
-            if (j->plug == NULL) {
-                xp_fail(p, 0, "cannot start XSD validation");
-            } else {
-                /* the plug's handler has no structured error channel */
-                p->ctxt->sax->serror = xp_on_parse_error;
-                xmlSchemaValidateSetLocator(p->xsd, xsd_locator, p);
-            }
-        }
-    }
-    while (!p->done && !p->failed)
-        px_feed(p);
-    if (j->plug != NULL) {
-        xmlSchemaSAXUnplug(j->plug);
-        j->plug = NULL;
-    }
-    return push_result(L, p, label);
-
-schema_failed:
-    if (p->nverr == 0)
-        xp_verr_add(p, 0, "cannot load the schema");
-    p->failed = 0;
-    return push_result(L, p, slabel);
+    if (xml_vjob_load(j, s) != 0)
+        return xml_push_result(L, p, s->xsd != NULL ? s->xsd : "<xsd>");
+    xml_vjob_run(j);
+    return xml_push_result(L, p, label);
 }
 
 int xml_validate(lua_State *L)

@@ -55,7 +55,11 @@ typedef struct xml_parse {
     FILE *fp;                   /* file input, or NULL for memory input */
     const char *mem;            /* memory input (kept alive by the owner) */
     size_t memlen, mempos;
-    char *buf;                  /* read buffer (file input) */
+    long (*pull)(void *ud, char *dst, size_t max);  /* or a pull source (check.c): bytes, 0 at
+                                                       the end, -1 to stop */
+    void *pull_ud;
+    size_t fed;                 /* bytes read from the source so far */
+    char *buf;                  /* read buffer (file and pull input) */
     int started, done, failed, depth, queue;
     int cdata_cr;               /* the last CDATA byte queued was a CR (see add_text) */
     uintptr_t cdata_end;        /* where in libxml2's input that CDATA piece ended */
@@ -81,12 +85,14 @@ static inline int xp_line(xml_parse *p)
 void xp_fail(xml_parse *p, int line, const char *fmt, ...);
 void xp_on_parse_error(void *ud, xmlErrorPtr e);
 int px_begin(xml_parse *p, const char *first, size_t n);
+const char *px_read(xml_parse *p, size_t max, size_t *n, int *last);
 void px_feed(xml_parse *p);
 int px_is_blank(const char *s, size_t n);
 int px_next(xml_parse *p, xml_event *out, int keep_blank);
 void px_free(xml_parse *p);
 int px_open(xml_parse *p, const char *path, const char *mem, size_t memlen,
             const char *label, char *msg, size_t msglen);
+int px_open_pull(xml_parse *p, long (*pull)(void *, char *, size_t), void *ud, const char *label);
 void px_push_error(lua_State *L, xml_parse *p);
 void xml_grow_slow(lua_State *L, char **buf, size_t *cap, size_t need);
 static inline void xml_grow(lua_State *L, char **buf, size_t *cap, size_t need)
@@ -101,7 +107,20 @@ typedef struct {
     size_t xsd_len;
 } schema_spec;
 
+/* One validation run (in a userdata for xml.validate, so that nothing leaks if Lua raises;
+ * inside the writer's checker for commit). */
+typedef struct {
+    xml_parse p;
+    int live;                   /* p is initialised */
+    xmlSchemaPtr schema;
+    xmlSchemaSAXPlugPtr plug;
+} xml_vjob;
+
 void xp_verr_add(xml_parse *p, int line, const char *msg);
+int xml_vjob_load(xml_vjob *j, const schema_spec *s);
+void xml_vjob_run(xml_vjob *j);
+void xml_vjob_free(xml_vjob *j);
+int xml_push_result(lua_State *L, xml_parse *p, const char *label);
 void xml_check_schema(lua_State *L, int idx, schema_spec *s);
 int xml_validate_into(lua_State *L, const char *path, const char *mem, size_t memlen,
                       const char *label, const schema_spec *s);
