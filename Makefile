@@ -29,7 +29,7 @@ OBJ      := $(SRC:engine/%.c=build/%.o)
 ASAN_OBJ := $(SRC:engine/%.c=build/asan/%.o)
 MODS      := $(MODULES:%=build/lib/giro/%.so)
 ASAN_MODS := $(MODULES:%=build/asan/lib/giro/%.so)
-xml_LIBS  = $(XML_LIBS)
+xml_LIBS  = $(XML_LIBS) -pthread
 http_LIBS = $(HTTP_LIBS)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -112,7 +112,7 @@ build/fuzz/%: fuzz/harness.c fuzz/%.lua $(FUZZ_ALL_SRC) $(HDR)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -DFUZZ_SCRIPT='"$(CURDIR)/fuzz/$*.lua"' \
 	  -DFUZZ_LUA_PATH='"$(CURDIR)/lua/?.lua;$(CURDIR)/fuzz/?.lua"' -o $@ fuzz/harness.c \
-	  $(sort $(FUZZ_ALL_SRC)) $(shell pkg-config --libs lua5.4 libxml-2.0 2>/dev/null)
+	  $(sort $(FUZZ_ALL_SRC)) $(shell pkg-config --libs lua5.4 libxml-2.0 2>/dev/null) -pthread
 
 fuzz: deps-fuzz
 	@$(MAKE) --no-print-directory fuzz-build

@@ -537,7 +537,7 @@ describe("giro.xml.writer on a giro.output temporary file", function()
     local t = assert(target:open())
     local o = { fd = t:fd(), path = t:path(), name = path }
     for k, v in pairs(opts or {}) do o[k] = v end
-    return assert(xml.writer(o)), target
+    return assert(xml.writer(o)), target, t
   end
 
   it("shows nothing at path until the target commits, then the whole file", function()
@@ -609,6 +609,97 @@ describe("giro.xml.writer on a giro.output temporary file", function()
   it("refuses a path without a file descriptor (files are giro.output's)", function()
     assert.has_error(function() xml.writer{ path = "/tmp/out.xml" } end,
       "giro.xml: writer: a path needs fd (files are opened by giro.output)")
+  end)
+
+  describe("with the schema given to xml.writer (the XSD check on a second thread)", function()
+    -- indent = true puts every element on a line of its own: line 1 is the declaration, line
+    -- 2 <Message>, and record i (five lines) starts at line 3 + 5 (i - 1), its status two
+    -- lines further down.
+    local function write_records(w, n, bad)
+      w:start("Message", { version = "1" })
+      for i = 1, n do
+        w:start("Record"):leaf_cdata("BillerAccountNumber", tostring(i))
+          :leaf_cdata("BillerEnrollmentStatus", bad[i] or "N"):leaf("BillerReason", "Øre " .. i):finish()
+      end
+    end
+
+    it("accepts a valid document of many queue-fulls and commits it", function()
+      local dir = tmpdir()
+      local path = dir .. "/big.xml"
+      local w, target = open_writer(path, { encoding = "ISO-8859-1", indent = true, schema = { xsd = FIX .. "record.xsd" } })
+      write_records(w, 20000, {})
+      assert.is_true(w:commit())
+      assert.is_true(target:commit())
+      assert.is_true(#slurp(path) > 2 * 1024 * 1024)      -- more than the check's queue holds
+      assert.is_true(xml.validate({ path = path }, { xsd = FIX .. "record.xsd" }))
+      rmdir(dir)
+    end)
+
+    it("reports every finding with its line, as validating the file read back does", function()
+      local dir = tmpdir()
+      local path = dir .. "/bad.xml"
+      local w, target, tmp = open_writer(path, { indent = true, schema = { xsd = FIX .. "record.xsd" } })
+      write_records(w, 20000, { [2] = "P", [19999] = "x" })
+      local ok, errors = w:commit()
+      assert.is_nil(ok)
+      assert.same({ 10, 99995 }, { errors[1].line, errors[2].line })
+      assert.equal(2, #errors)
+      assert.matches("The value 'P' is not accepted by the pattern 'A|N'", errors[1].message, 1, true)
+      assert.matches("The value 'x' is not accepted by the pattern 'A|N'", errors[2].message, 1, true)
+      assert.equal(path .. ":10: " .. errors[1].message .. "\n" .. path .. ":99995: " .. errors[2].message, errors.text)
+      -- the same as xml.validate on the bytes written
+      local _, again = xml.validate({ path = tmp:path(), name = path }, { xsd = FIX .. "record.xsd" })
+      assert.equal(errors.text, again.text)
+      target:abort()
+      assert.same({}, ls(dir))
+      rmdir(dir)
+    end)
+
+    it("a schema that does not load is reported by commit, named after the schema", function()
+      local dir = tmpdir()
+      local w, target = open_writer(dir .. "/x.xml", { schema = { xsd_string = "<xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'><xs:element name='x' type='nope'/></xs:schema>" } })
+      write_doc(w, "A")
+      local ok, errors = w:commit()
+      assert.is_nil(ok)
+      assert.matches("^<xsd>:1: .*'nope' does not resolve", errors.text)
+      target:abort()
+      rmdir(dir)
+    end)
+
+    it("abort, close and garbage collection stop the check at any point", function()
+      local dir = tmpdir()
+      for _, stop in ipairs({ "abort", "close", "gc" }) do
+        local w, target = open_writer(dir .. "/a.xml", { schema = { xsd = FIX .. "record.xsd" } })
+        write_records(w, 30000, {})         -- the check is behind: the queue is full
+        if stop == "abort" then
+          assert.is_true(w:abort())
+          assert.has_error(function() w:commit() end)
+        elseif stop == "close" then
+          local wc <close> = w
+        else
+          w = nil
+          collectgarbage()
+          collectgarbage()
+        end
+        target:abort()
+        assert.same({}, ls(dir))
+      end
+      rmdir(dir)
+    end)
+
+    it("refuses a second schema at commit and a schema without a file", function()
+      local dir = tmpdir()
+      local w, target = open_writer(dir .. "/x.xml", { schema = { xsd = FIX .. "record.xsd" } })
+      write_doc(w, "A")
+      assert.has_error(function() w:commit({ xsd = FIX .. "record.xsd" }) end,
+        "giro.xml: commit: this writer checks against the schema given to xml.writer")
+      assert.is_true(w:commit())
+      target:abort()
+      assert.has_error(function() xml.writer{ schema = { xsd = FIX .. "record.xsd" } } end,
+        "giro.xml: writer: a schema needs fd (the check runs beside the file's writing)")
+      assert.has_error(function() open_writer(dir .. "/y.xml", { schema = {} }) end)
+      rmdir(dir)
+    end)
   end)
 
   it("streams a large document to disk and validates it on commit", function()

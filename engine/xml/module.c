@@ -31,7 +31,7 @@ static const luaL_Reg xml_funcs[] = {
  * decoders, some I/O errors) can only go to its generic channel, which
  * prints to stderr by default.  Point it, once, at a sink: everything we
  * report comes from the per-parser handlers above. */
-static void quiet(void *ctx, const char *msg, ...)
+void xml_quiet(void *ctx, const char *msg, ...)
 {
     (void)ctx;
     (void)msg;
@@ -40,7 +40,7 @@ static void quiet(void *ctx, const char *msg, ...)
 int luaopen_giro_xml(lua_State *L)
 {
     xmlInitParser();
-    xmlSetGenericErrorFunc(NULL, quiet);
+    xmlSetGenericErrorFunc(NULL, xml_quiet);
     xml_reader_register(L);
     xml_writer_register(L);
     xml_validate_register(L);

@@ -27,6 +27,7 @@ typedef struct {
     size_t *noff;               /* offsets of the open names */
     unsigned char *flags;       /* per open element: 1 child elements, 2 text */
     int depth, dcap;
+    xml_check *check;           /* the XSD check running beside the writing (check.c) */
 } xml_writer;
 
 static xml_writer *check_writer(lua_State *L)
@@ -54,6 +55,7 @@ static void w_flush(xml_writer *w)
         }
         off += (size_t)n;
     }
+    xml_check_put(w->check, w->out, w->olen);
     w->olen = 0;
 }
 
@@ -524,22 +526,36 @@ static int w_commit(lua_State *L)
         return luaL_error(L, "giro.xml: commit: this writer has no file (use tostring)");
     schema_spec s;
     int has_schema = !lua_isnoneornil(L, 2);
+    if (has_schema && w->check != NULL)
+        return luaL_error(L, "giro.xml: commit: this writer checks against the schema given to xml.writer");
     if (has_schema)
         xml_check_schema(L, 2, &s);
     w_finish_doc(L, w);
     w_flush(w);
     w->state = W_CLOSED;          /* from here on, success or not, it is over */
+    if (w->check != NULL)
+        xml_check_eof(w->check);  /* the check finishes while the file is synced */
     if (w->ioerr == 0 && fsync(w->fd) != 0)
         w->ioerr = errno;
     if (close(w->fd) != 0 && w->ioerr == 0)
         w->ioerr = errno;
     w->fd = -1;
     if (w->ioerr != 0) {
+        xml_check_free(w->check);
+        w->check = NULL;
         lua_pushnil(L);
         lua_pushfstring(L, "%s: cannot write: %s", w->path, strerror(w->ioerr));
         return 2;
     }
-    if (has_schema) {
+    if (w->check != NULL) {
+        int top = lua_gettop(L);
+        int n = xml_check_finish(L, w->check);
+        xml_check_free(w->check);
+        w->check = NULL;
+        if (n == 2)
+            return 2;                     /* nil, errors */
+        lua_settop(L, top);
+    } else if (has_schema) {
         int top = lua_gettop(L);
         if (xml_validate_into(L, w->tmp, NULL, 0, w->path, &s) == 2)
             return 2;                     /* nil, errors */
@@ -553,6 +569,8 @@ static int w_commit(lua_State *L)
 static int w_abort(lua_State *L)
 {
     xml_writer *w = check_writer(L);
+    xml_check_free(w->check);      /* stops and joins the thread */
+    w->check = NULL;
     w_drop_fd(w);
     if (w->state == W_OPEN)
         w->state = W_CLOSED;
@@ -563,6 +581,8 @@ static int w_abort(lua_State *L)
 static int w_gc(lua_State *L)
 {
     xml_writer *w = check_writer(L);
+    xml_check_free(w->check);      /* stops and joins the thread */
+    w->check = NULL;
     w_drop_fd(w);
     if (w->state == W_OPEN)
         w->state = W_CLOSED;
@@ -597,7 +617,8 @@ int xml_writer_new(lua_State *L)
         luaL_checktype(L, 1, LUA_TTABLE);
     int latin1 = 0, indent = 0;
     const char *name = NULL, *readback = NULL;
-    int fd = -1;
+    int fd = -1, has_schema = 0;
+    schema_spec schema;
     if (has_opts) {
         lua_getfield(L, 1, "encoding");
         latin1 = luaL_checkoption(L, -1, "UTF-8", encs) % 2;
@@ -610,10 +631,18 @@ int xml_writer_new(lua_State *L)
             readback = luaL_checkstring(L, -1);
             lua_getfield(L, 1, "name");
             name = luaL_optstring(L, -1, readback);
+            lua_getfield(L, 1, "schema");
+            if (!lua_isnil(L, -1)) {
+                xml_check_schema(L, lua_gettop(L), &schema);   /* anchored by the options */
+                has_schema = 1;
+            }
         } else {
             lua_getfield(L, 1, "path");
             if (!lua_isnil(L, -1))
                 return luaL_error(L, "giro.xml: writer: a path needs fd (files are opened by giro.output)");
+            lua_getfield(L, 1, "schema");
+            if (!lua_isnil(L, -1))
+                return luaL_error(L, "giro.xml: writer: a schema needs fd (the check runs beside the file's writing)");
         }
     }
     xml_writer *w = lua_newuserdatauv(L, sizeof *w, 0);
@@ -637,6 +666,17 @@ int xml_writer_new(lua_State *L)
             return 2;
         }
         w->filemode = 1;
+        if (has_schema) {
+            char msg[300];
+            w->check = xml_check_start(&schema, name, msg, sizeof msg);
+            if (w->check == NULL) {
+                w_drop_fd(w);
+                w->state = W_CLOSED;
+                lua_pushnil(L);
+                lua_pushfstring(L, "%s: %s", name, msg);
+                return 2;
+            }
+        }
     }
     w->state = W_OPEN;
     if (latin1)

@@ -149,6 +149,17 @@ int xml_next_record(lua_State *L);
 int xml_record_spec(lua_State *L);
 void xml_record_register(lua_State *L);
 
+/* check.c: the writer's XSD check on a second thread */
+typedef struct xml_check xml_check;
+xml_check *xml_check_start(const schema_spec *s, const char *label, char *msg, size_t msglen);
+void xml_check_put(xml_check *c, const char *s, size_t n);
+void xml_check_eof(xml_check *c);
+int xml_check_finish(lua_State *L, xml_check *c);   /* true | nil, errors | nil, message */
+void xml_check_free(xml_check *c);
+
+/* module.c */
+void xml_quiet(void *ctx, const char *msg, ...);
+
 /* writer.c */
 int xml_writer_new(lua_State *L);
 int xml_escape(lua_State *L);
