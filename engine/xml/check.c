@@ -11,9 +11,12 @@
  * The schema is parsed before the thread starts, in the calling thread.
  * xml_check_finish sends the end of the document, joins the thread and pushes
  * the result; xml_check_free (abort, __gc) stops and joins it: no thread ever
- * outlives its writer.  The thread never touches the Lua state.
+ * outlives its writer.  The thread never touches the Lua state, and it blocks
+ * every signal: SIGINT/SIGTERM keep going to the main thread, whose blocked
+ * calls they must interrupt (giro.fs installs its handlers without SA_RESTART).
  */
 #include <pthread.h>
+#include <signal.h>
 #include "xml/xml.h"
 
 #define QUEUE_BYTES (16 * CHUNK)
@@ -134,7 +137,17 @@ xml_check *xml_check_start(const schema_spec *s, const char *label, char *msg, s
     /* a schema that does not load is reported by xml_check_finish, as commit did */
     if (xml_vjob_load(&c->job, s) == 0) {
         c->loaded = 1;
-        if ((rc = pthread_create(&c->thread, NULL, run, c)) != 0) {
+        sigset_t all, old;
+        sigfillset(&all);
+        if ((rc = pthread_sigmask(SIG_SETMASK, &all, &old)) == 0) {
+            rc = pthread_create(&c->thread, NULL, run, c);   /* the thread inherits the mask */
+            int rc2 = pthread_sigmask(SIG_SETMASK, &old, NULL);
+            if (rc == 0 && rc2 != 0) {
+                c->running = 1;         /* joined by xml_check_free */
+                rc = rc2;
+            }
+        }
+        if (rc != 0) {
             xml_check_free(c);
             snprintf(msg, msglen, "cannot start the XSD check: %s", strerror(rc));
             return NULL;
