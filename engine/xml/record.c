@@ -174,7 +174,7 @@ static int read_body(lua_State *L, xml_reader *r, const rec_spec *sp, int uvidx,
     memcpy(r->rname, p->arena + r->cur.name, rlen);
     r->rname[rlen] = '\0';
     memcpy(r->lname, r->rname, rlen + 1);
-    int leaf_open = 1, leaf_line = r->cur.line, seen_cdata = 0;
+    int leaf_open = 1, leaf_line = r->cur.line, seen_cdata = 0, hint = 0;
     size_t blank_tail = 0;      /* trailing whitespace-only text in tbuf */
     xml_event e;
     for (;;) {
@@ -233,7 +233,17 @@ static int read_body(lua_State *L, xml_reader *r, const rec_spec *sp, int uvidx,
                 tlen -= blank_tail;     /* layout after the last CDATA section */
             if (leaf_open) {
                 const char *val = r->tbuf != NULL ? r->tbuf : "";
-                int k = sp != NULL ? find_name(sp->leaf, sp->leaflen, sp->nleaves, r->lname, llen) : -1;
+                int k = -1;
+                if (sp != NULL) {
+                    /* leaves mostly come in the spec's order: try the one after the last first */
+                    if (hint < sp->nleaves && sp->leaflen[hint] == llen
+                        && memcmp(sp->leaf[hint], r->lname, llen) == 0)
+                        k = hint;
+                    else
+                        k = find_name(sp->leaf, sp->leaflen, sp->nleaves, r->lname, llen);
+                    if (k >= 0)
+                        hint = k + 1;
+                }
                 int repeated;
                 if (k >= 0) {
                     repeated = st->line_of[k] != 0;
