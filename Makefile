@@ -29,9 +29,13 @@ OBJ      := $(SRC:engine/%.c=build/%.o)
 ASAN_OBJ := $(SRC:engine/%.c=build/asan/%.o)
 MODS      := $(MODULES:%=build/lib/giro/%.so)
 ASAN_MODS := $(MODULES:%=build/asan/lib/giro/%.so)
-xml_LIBS  = $(XML_LIBS)
+TSAN_OBJ := $(SRC:engine/%.c=build/tsan/%.o)
+TSAN_MODS := $(MODULES:%=build/tsan/lib/giro/%.so)
+xml_LIBS  = $(XML_LIBS) -pthread
 http_LIBS = $(HTTP_LIBS)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# ThreadSanitizer build (build/tsan/giro): the specs of the threaded paths run under it in make test
+TSANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Packages needed to build and run (first line) and, in addition, to test and bench.
 DEPS_RUN  := liblua5.4-dev libxml2-dev libssl-dev libcurl4-openssl-dev libreadline-dev \
@@ -61,6 +65,8 @@ build/lib/giro/$(1).so: $(call mod_src,$(1)) $$(HDR) | build/lib/giro
 	$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -fPIC -shared -o $$@ $(call mod_src,$(1)) $$($(1)_LIBS)
 build/asan/lib/giro/$(1).so: $(call mod_src,$(1)) $$(HDR) | build/asan/lib/giro
 	$$(CC) $$(CFLAGS) $$(SANFLAGS) $$(PKG_CFLAGS) -fPIC -shared -o $$@ $(call mod_src,$(1)) $$($(1)_LIBS)
+build/tsan/lib/giro/$(1).so: $(call mod_src,$(1)) $$(HDR) | build/tsan/lib/giro
+	$$(CC) $$(CFLAGS) $$(TSANFLAGS) $$(PKG_CFLAGS) -fPIC -shared -o $$@ $(call mod_src,$(1)) $$($(1)_LIBS)
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
@@ -79,7 +85,17 @@ build/asan/sanitizer/%.o: engine/sanitizer/%.c | build/asan/lib/giro
 build/asan/%.o: engine/%.c $(HDR) | build/asan/lib/giro
 	$(CC) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-build/lib/giro build/asan/lib/giro:
+build/tsan/giro: $(TSAN_OBJ) build/tsan/sanitizer/tsan.o $(TSAN_MODS)
+	$(CC) $(CFLAGS) $(TSANFLAGS) -o $@ $(TSAN_OBJ) build/tsan/sanitizer/tsan.o $(CORE_LIBS)
+
+build/tsan/sanitizer/%.o: engine/sanitizer/%.c | build/tsan/lib/giro
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TSANFLAGS) -c -o $@ $<
+
+build/tsan/%.o: engine/%.c $(HDR) | build/tsan/lib/giro
+	$(CC) $(CFLAGS) $(TSANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+build/lib/giro build/asan/lib/giro build/tsan/lib/giro:
 	@mkdir -p $@
 
 deps:
@@ -91,7 +107,7 @@ deps-test:
 # Every spec twice: the normal build, then the ASan+UBSan build (any leak or
 # sanitizer report fails it).  The last line is the combined "N passed, N failed".
 test: deps-test
-	@$(MAKE) --no-print-directory all build/asan/giro build/asan/giro-leak
+	@$(MAKE) --no-print-directory all build/asan/giro build/asan/giro-leak build/tsan/giro
 	@sh .ci/test.sh
 
 # libFuzzer harnesses (docs/fuzzing.md): one per C entry point that takes untrusted bytes, each
@@ -102,9 +118,9 @@ FUZZ_TIME ?= 30
 FUZZ_JOBS ?= 1
 FUZZ_CC   ?= clang
 FUZZERS   := xml_reader xml_writer url record checkdigit
-FUZZ_FLAGS = -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \
+FUZZ_FLAGS = -g -O1 -Iengine -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \
              -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_ALL_SRC := engine/xml.c engine/url.c engine/record.c engine/checkdigit.c
+FUZZ_ALL_SRC := $(wildcard engine/xml/*.c) engine/url.c engine/record.c engine/checkdigit.c
 
 fuzz-build: $(FUZZERS:%=build/fuzz/%)
 
@@ -112,7 +128,7 @@ build/fuzz/%: fuzz/harness.c fuzz/%.lua $(FUZZ_ALL_SRC) $(HDR)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -DFUZZ_SCRIPT='"$(CURDIR)/fuzz/$*.lua"' \
 	  -DFUZZ_LUA_PATH='"$(CURDIR)/lua/?.lua;$(CURDIR)/fuzz/?.lua"' -o $@ fuzz/harness.c \
-	  $(sort $(FUZZ_ALL_SRC)) $(shell pkg-config --libs lua5.4 libxml-2.0 2>/dev/null)
+	  $(sort $(FUZZ_ALL_SRC)) $(shell pkg-config --libs lua5.4 libxml-2.0 2>/dev/null) -pthread
 
 fuzz: deps-fuzz
 	@$(MAKE) --no-print-directory fuzz-build

@@ -1,6 +1,8 @@
 --- giro.xml reader and record reader on arbitrary documents: nothing raises, every event's
 --- accessors work, and the leaves read_record gives, written back with giro's writer, read back
---- the same (the reader only yields values the writer accepts).
+--- the same (the reader only yields values the writer accepts); next_record with a spec built
+--- from the first record reads every record as read_record and libxml2's tree do, and its
+--- problems agree with the fields (checked here in Lua).
 local xml = require("giro.xml")
 local S = require("support")
 
@@ -41,12 +43,68 @@ local function against_dom(dom, k, f)
   end
 end
 
+-- the problem next_record reports, against the fields and the spec's leaves (in Lua)
+local function check_problem(f, p, leaves, known)
+  local missing
+  for _, l in ipairs(leaves) do
+    if f[l] == nil then missing = missing or l end
+  end
+  local unknown = false
+  for k in pairs(f) do if not known[k] then unknown = true end end
+  if missing then
+    if not (p and p.kind == "missing" and p.leaf == missing) then S.fail("missing <%s> not reported first", missing) end
+  elseif unknown then
+    if not (p and p.kind == "unknown" and not known[p.leaf] and f[p.leaf] and math.type(p.line) == "integer") then
+      S.fail("an unknown leaf not reported")
+    end
+  else
+    local n = utf8.len(f[leaves[1]])
+    if not n then S.fail("the reader gave invalid UTF-8 in <%s>", leaves[1]) end
+    if (n > 3) ~= (p ~= nil) then S.fail("<%s> has %d characters, rule max 3, problem %s", leaves[1], n, tostring(p and p.kind)) end
+    if p and (p.kind ~= "chars" or p.count ~= n or p.rule ~= 1) then S.fail("wrong chars problem for <%s>", leaves[1]) end
+  end
+end
+
+local function by_next_record(data, dom, name, first)
+  local leaves = {}
+  for k in pairs(first) do leaves[#leaves + 1] = k end
+  if #leaves == 0 then return end
+  table.sort(leaves)
+  while #leaves > 64 do leaves[#leaves] = nil end
+  local known = {}
+  for _, l in ipairs(leaves) do known[l] = true end
+  local spec = xml.record_spec{ record = name, leaves = leaves, required = true, chars = { { leaves[1], max = 3 } } }
+  local r = xml.from_string(data, { name = "fuzz" })
+  if r:next() ~= "start" then return end
+  local k = 0
+  for _ = 1, 100000 do
+    local f, line, w, p = r:next_record(spec)
+    if f == nil then break end
+    if f then
+      k = k + 1
+      if math.type(line) ~= "integer" or w ~= 0 then S.fail("next_record: bad line or wrapper") end
+      against_dom(dom, k, f)
+      check_problem(f, p, leaves, known)
+    elseif line == "start" then
+      if r:name() == name then S.fail("next_record refused a <%s> record", name) end
+      k = k + 1
+      local g = r:read_record()
+      if not g then break end
+      against_dom(dom, k, g)
+    elseif line == "eof" or line == "end" then
+      break
+    end
+  end
+  r:close()
+end
+
 return function(data)
   local r = xml.from_string(data, { name = "fuzz" })
   if not r then return end
   r:encoding()
   local dom = fuzz_dom_records(data)
   local n, k = 0, 0
+  local first_name, first
   while n < 100000 do
     local ev, err = r:next()
     if not ev then
@@ -57,10 +115,12 @@ return function(data)
     r:name(); r:value(); r:line(); r:depth(); r:attributes()
     local top = ev == "start" and r:depth() == 1
     if top then k = k + 1 end
+    if top and not first_name then first_name = r:name() end
     if ev == "start" and r:depth() >= 1 and n % 3 ~= 0 then
       local f, lines = r:read_record()
       if not f then break end
       if top then against_dom(dom, k, f) end
+      if top and first_name == r:name() and not first then first = f end
       for k, v in pairs(f) do
         if type(k) ~= "string" or type(v) ~= "string" then S.fail("bad field %s", tostring(k)) end
         if math.type(lines[k]) ~= "integer" then S.fail("no line for %s", k) end
@@ -69,4 +129,5 @@ return function(data)
     end
   end
   r:close()
+  if first then by_next_record(data, dom, first_name, first) end
 end

@@ -221,6 +221,90 @@ describe("giro.xml reader", function()
     assert.equal("dup.xml:3: element <A> repeated in <R>", err)
   end)
 
+  describe("next_record with a record_spec", function()
+    -- Character counts are those of the characters written in the documents below (æ, ø, é
+    -- are one character, two bytes of UTF-8 each).
+    local SPEC = xml.record_spec{
+      record = "Rec", wrappers = { "Add", "Del" }, leaves = { "Id", "Name", "Note" }, required = true,
+      chars = { { "Id", min = 1, max = 3 }, { "Name", max = 4, trim = true }, { "Name", min = 1 } },
+    }
+    local function reader(body)
+      local r = assert(xml.from_string("<M>\n" .. body .. "\n</M>", { name = "s.xml" }))
+      assert.equal("start", r:next())
+      return r
+    end
+
+    it("reads a wrapped record in one call and says which wrapper held it", function()
+      local r = reader("<Add>\n <Rec>\n  <Id>1</Id><Name> Blåb </Name>\n  <Note/>\n </Rec>\n</Add>\n<Del><Rec><Id>22</Id><Name>x</Name><Note>n</Note></Rec></Del>")
+      assert.same({ { Id = "1", Name = " Blåb ", Note = "" }, 3, 1 }, { r:next_record(SPEC) })
+      assert.equal("Add", r:name())   -- the reader sits on the wrapper's end tag
+      assert.same({ { Id = "22", Name = "x", Note = "n" }, 8, 2 }, { r:next_record(SPEC) })
+      -- then the next event is not a record: false, the event, stage 0; the reader sits on it
+      assert.same({ false, "end", 0, 0 }, { r:next_record(SPEC) })
+      assert.equal("M", r:name())
+      assert.same({ false, "eof", 0, 0 }, { r:next_record(SPEC) })
+    end)
+
+    it("reports the first problem: a missing leaf, an unknown one, a count outside a rule", function()
+      local r = reader("<Add><Rec><Id>1</Id><Note/></Rec></Add>\n"
+        .. "<Add><Rec><Id>1</Id><Name>n</Name><X>?</X><Note/></Rec></Add>\n"
+        .. "<Add><Rec>\n<Id>1234</Id><Name>n</Name><Note/></Rec></Add>\n"
+        .. "<Add><Rec><Id>é</Id><Name> øøøøø </Name><Note/></Rec></Add>\n"
+        .. "<Add><Rec><Id>é</Id><Name>  øøøø  </Name><Note/></Rec></Add>\n"
+        .. "<Add><Rec><Id>1</Id><Name></Name><Note/></Rec></Add>")
+      local f, line, w, p = r:next_record(SPEC)
+      assert.same({ { Id = "1", Note = "" }, 2, 1, { kind = "missing", leaf = "Name" } }, { f, line, w, p })
+      f, line, w, p = r:next_record(SPEC)
+      assert.same({ kind = "unknown", leaf = "X", line = 3 }, p)
+      assert.equal("?", f.X)
+      f, line, w, p = r:next_record(SPEC)
+      assert.same({ kind = "chars", rule = 1, leaf = "Id", line = 5, count = 4 }, p)
+      f, line, w, p = r:next_record(SPEC)
+      assert.same({ kind = "chars", rule = 2, leaf = "Name", line = 6, count = 5 }, p)
+      f, line, w, p = r:next_record(SPEC)
+      assert.is_nil(p)            -- four characters once trimmed; é is one character
+      assert.equal("  øøøø  ", f.Name)
+      f, line, w, p = r:next_record(SPEC)
+      assert.same({ kind = "chars", rule = 3, leaf = "Name", line = 8, count = 0 }, p)
+    end)
+
+    it("stops where the wrapping breaks: stage 1 inside a wrapper, stage 2 after its record", function()
+      local r = reader("<Add>\n<Other/></Add>")
+      assert.same({ false, "start", 1, 1 }, { r:next_record(SPEC) })
+      assert.equal("Other", r:name())
+      assert.equal(3, r:line())
+      r = reader("<Del>text<Rec/></Del>")
+      assert.same({ false, "text", 1, 2 }, { r:next_record(SPEC) })
+      assert.equal("text", r:value())
+      r = reader("<Add><Rec><Id>1</Id><Name>n</Name><Note/></Rec><Rec/></Add>")
+      assert.same({ false, "start", 2, 1 }, { r:next_record(SPEC) })
+      assert.equal("Rec", r:name())
+      r = reader("<Rec/>")
+      assert.same({ false, "start", 0, 0 }, { r:next_record(SPEC) })
+      assert.equal("Rec", r:name())
+    end)
+
+    it("without wrappers reads the record element itself; errors as read_record", function()
+      local bare = xml.record_spec{ record = "Rec" }
+      local r = reader("<Rec><A>1</A><B><C>2</C></B></Rec>\n<Rec><A>1</A>\n<A>2</A></Rec>")
+      assert.same({ { A = "1", C = "2" }, 2, 0 }, { r:next_record(bare) })
+      assert.same({ nil, "s.xml:4: element <A> repeated in <Rec>" }, { r:next_record(bare) })
+      r = assert(xml.from_string("<M>\n<Rec><A>1</B></Rec></M>", { name = "b.xml" }))
+      r:next()
+      local f, msg = r:next_record(bare)
+      assert.is_nil(f)
+      assert.matches("^b.xml:2: Opening and ending tag mismatch: A line 2 and B", msg)
+    end)
+
+    it("refuses a malformed spec", function()
+      assert.has_error(function() xml.record_spec{} end)
+      assert.has_error(function() xml.record_spec{ record = "R", required = true } end)
+      assert.has_error(function() xml.record_spec{ record = "R", leaves = { "A", "A" } } end)
+      assert.has_error(function() xml.record_spec{ record = "R", leaves = { "A" }, chars = { { "B", max = 1 } } } end)
+      assert.has_error(function() xml.from_string("<a/>"):next_record({}) end)
+    end)
+  end)
+
   it("read_record must follow a start event", function()
     local r = assert(xml.from_string("<a>x</a>"))
     assert.has_error(function() r:read_record() end)
@@ -337,14 +421,12 @@ describe("giro.xml reader", function()
 end)
 
 describe("giro.xml.validate", function()
-  it("accepts a valid document against our XSD and DTD", function()
+  it("accepts a valid document against our XSD", function()
     assert.is_true(xml.validate({ path = FIX .. "valid.xml" }, { xsd = FIX .. "record.xsd" }))
-    assert.is_true(xml.validate({ path = FIX .. "valid.xml" }, { dtd = FIX .. "record.dtd" }))
     assert.is_true(xml.validate({ string = slurp(FIX .. "valid.xml") }, { xsd_string = slurp(FIX .. "record.xsd") }))
-    assert.is_true(xml.validate({ string = slurp(FIX .. "valid.xml") }, { dtd_string = slurp(FIX .. "record.dtd") }))
   end)
 
-  -- Lines and findings as reported by `xmllint --schema` / `--dtdvalid` on invalid.xml.
+  -- Lines and findings as reported by `xmllint --schema` on invalid.xml.
   it("XSD: every error with its line", function()
     local ok, errors = xml.validate({ path = FIX .. "invalid.xml" }, { xsd = FIX .. "record.xsd" })
     assert.is_nil(ok)
@@ -361,44 +443,23 @@ describe("giro.xml.validate", function()
     assert.equal(FIX .. "invalid.xml:2: " .. errors[1].message, text[1])
   end)
 
-  it("DTD: every error with its line", function()
-    local ok, errors = xml.validate({ path = FIX .. "invalid.xml" }, { dtd = FIX .. "record.dtd" })
-    assert.is_nil(ok)
-    assert.equal("Element Message does not carry attribute version", errors[1].message)
-    assert.equal(2, errors[1].line)
-    local by_line = {}
-    for _, e in ipairs(errors) do
-      assert.is_number(e.line)
-      assert.is_true(e.line > 0)
-      by_line[e.line] = (by_line[e.line] or "") .. e.message .. "|"
-    end
-    assert.matches("Value \"delete\" for attribute kind of Record is not among the enumerated set", by_line[7], 1, true)
-    assert.matches("Record content does not follow the DTD", by_line[8])
-    assert.matches("No declaration for element Surprise", by_line[13])
-    ok, errors = xml.validate({ string = '<Message version="1">\n<Record/>\n</Message>', name = "short.xml" },
-      { dtd = FIX .. "record.dtd" })
-    assert.is_nil(ok)
-    assert.equal("short.xml:2: Element Record content does not follow the DTD, Expecting more child", errors.text)
-  end)
-
   it("reports a malformed document, a missing file and a broken schema", function()
     local ok, errors = xml.validate({ string = "<Message version='1'>\n<Record>\n</Message>", name = "m.xml" },
-      { dtd = FIX .. "record.dtd" })
+      { xsd = FIX .. "record.xsd" })
     assert.is_nil(ok)
     assert.equal("m.xml:3: Opening and ending tag mismatch: Record line 2 and Message", errors[#errors].message
       and ("m.xml:" .. errors[#errors].line .. ": " .. errors[#errors].message))
     ok, errors = xml.validate({ path = "/nonexistent.xml" }, { xsd = FIX .. "record.xsd" })
     assert.is_nil(ok)
     assert.equal("/nonexistent.xml: cannot open: No such file or directory", errors.text)
-    ok, errors = xml.validate({ path = FIX .. "valid.xml" }, { dtd_string = "<!ELEMENT a (b" })
-    assert.is_nil(ok)
-    assert.matches("^<dtd>:1: ", errors.text)
     ok, errors = xml.validate({ path = FIX .. "valid.xml" },
       { xsd_string = "<xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'><xs:element name='x' type='nope'/></xs:schema>" })
     assert.is_nil(ok)
     assert.matches("^<xsd>:1: .*'nope' does not resolve", errors.text)
     assert.has_error(function() xml.validate({ path = "x" }, {}) end)
     assert.has_error(function() xml.validate({}, { xsd = "x" }) end)
+    -- DTD validation is gone: a DTD schema is a programmer error
+    assert.has_error(function() xml.validate({ path = FIX .. "valid.xml" }, { dtd = FIX .. "valid.xml" }) end)
   end)
 end)
 
@@ -476,7 +537,7 @@ describe("giro.xml.writer on a giro.output temporary file", function()
     local t = assert(target:open())
     local o = { fd = t:fd(), path = t:path(), name = path }
     for k, v in pairs(opts or {}) do o[k] = v end
-    return assert(xml.writer(o)), target
+    return assert(xml.writer(o)), target, t
   end
 
   it("shows nothing at path until the target commits, then the whole file", function()
@@ -550,6 +611,97 @@ describe("giro.xml.writer on a giro.output temporary file", function()
       "giro.xml: writer: a path needs fd (files are opened by giro.output)")
   end)
 
+  describe("with the schema given to xml.writer (the XSD check on a second thread)", function()
+    -- indent = true puts every element on a line of its own: line 1 is the declaration, line
+    -- 2 <Message>, and record i (five lines) starts at line 3 + 5 (i - 1), its status two
+    -- lines further down.
+    local function write_records(w, n, bad)
+      w:start("Message", { version = "1" })
+      for i = 1, n do
+        w:start("Record"):leaf_cdata("BillerAccountNumber", tostring(i))
+          :leaf_cdata("BillerEnrollmentStatus", bad[i] or "N"):leaf("BillerReason", "Øre " .. i):finish()
+      end
+    end
+
+    it("accepts a valid document of many queue-fulls and commits it", function()
+      local dir = tmpdir()
+      local path = dir .. "/big.xml"
+      local w, target = open_writer(path, { encoding = "ISO-8859-1", indent = true, schema = { xsd = FIX .. "record.xsd" } })
+      write_records(w, 20000, {})
+      assert.is_true(w:commit())
+      assert.is_true(target:commit())
+      assert.is_true(#slurp(path) > 2 * 1024 * 1024)      -- more than the check's queue holds
+      assert.is_true(xml.validate({ path = path }, { xsd = FIX .. "record.xsd" }))
+      rmdir(dir)
+    end)
+
+    it("reports every finding with its line, as validating the file read back does", function()
+      local dir = tmpdir()
+      local path = dir .. "/bad.xml"
+      local w, target, tmp = open_writer(path, { indent = true, schema = { xsd = FIX .. "record.xsd" } })
+      write_records(w, 20000, { [2] = "P", [19999] = "x" })
+      local ok, errors = w:commit()
+      assert.is_nil(ok)
+      assert.same({ 10, 99995 }, { errors[1].line, errors[2].line })
+      assert.equal(2, #errors)
+      assert.matches("The value 'P' is not accepted by the pattern 'A|N'", errors[1].message, 1, true)
+      assert.matches("The value 'x' is not accepted by the pattern 'A|N'", errors[2].message, 1, true)
+      assert.equal(path .. ":10: " .. errors[1].message .. "\n" .. path .. ":99995: " .. errors[2].message, errors.text)
+      -- the same as xml.validate on the bytes written
+      local _, again = xml.validate({ path = tmp:path(), name = path }, { xsd = FIX .. "record.xsd" })
+      assert.equal(errors.text, again.text)
+      target:abort()
+      assert.same({}, ls(dir))
+      rmdir(dir)
+    end)
+
+    it("a schema that does not load is reported by commit, named after the schema", function()
+      local dir = tmpdir()
+      local w, target = open_writer(dir .. "/x.xml", { schema = { xsd_string = "<xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'><xs:element name='x' type='nope'/></xs:schema>" } })
+      write_doc(w, "A")
+      local ok, errors = w:commit()
+      assert.is_nil(ok)
+      assert.matches("^<xsd>:1: .*'nope' does not resolve", errors.text)
+      target:abort()
+      rmdir(dir)
+    end)
+
+    it("abort, close and garbage collection stop the check at any point", function()
+      local dir = tmpdir()
+      for _, stop in ipairs({ "abort", "close", "gc" }) do
+        local w, target = open_writer(dir .. "/a.xml", { schema = { xsd = FIX .. "record.xsd" } })
+        write_records(w, 30000, {})         -- the check is behind: the queue is full
+        if stop == "abort" then
+          assert.is_true(w:abort())
+          assert.has_error(function() w:commit() end)
+        elseif stop == "close" then
+          local wc <close> = w
+        else
+          w = nil
+          collectgarbage()
+          collectgarbage()
+        end
+        target:abort()
+        assert.same({}, ls(dir))
+      end
+      rmdir(dir)
+    end)
+
+    it("refuses a second schema at commit and a schema without a file", function()
+      local dir = tmpdir()
+      local w, target = open_writer(dir .. "/x.xml", { schema = { xsd = FIX .. "record.xsd" } })
+      write_doc(w, "A")
+      assert.has_error(function() w:commit({ xsd = FIX .. "record.xsd" }) end,
+        "giro.xml: commit: this writer checks against the schema given to xml.writer")
+      assert.is_true(w:commit())
+      target:abort()
+      assert.has_error(function() xml.writer{ schema = { xsd = FIX .. "record.xsd" } } end,
+        "giro.xml: writer: a schema needs fd (the check runs beside the file's writing)")
+      assert.has_error(function() open_writer(dir .. "/y.xml", { schema = {} }) end)
+      rmdir(dir)
+    end)
+  end)
+
   it("streams a large document to disk and validates it on commit", function()
     local dir = tmpdir()
     local path = dir .. "/big.xml"
@@ -559,7 +711,7 @@ describe("giro.xml.writer on a giro.output temporary file", function()
       w:start("Record"):leaf_cdata("BillerAccountNumber", tostring(i)):leaf_cdata("BillerEnrollmentStatus", "N")
         :leaf("BillerReason", "Øre " .. i):finish()
     end
-    assert.is_true(w:commit({ dtd = FIX .. "record.dtd" }))
+    assert.is_true(w:commit({ xsd = FIX .. "record.xsd" }))
     assert.is_true(target:commit())
     local r = assert(xml.open(path))
     local n = 0

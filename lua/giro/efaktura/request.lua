@@ -162,50 +162,45 @@ function request.open(path, opts)
   return self
 end
 
-local LEAVES, NLEAVES = request.LEAVES, #request.LEAVES
+-- One record per call of giro.xml's next_record: the wrapping EnrollmentAdd/Change/Delete,
+-- the AccountInfoRecord and the checks that need every value (presence, unknown leaves,
+-- character counts) run in C; what is left here runs once per record.  The checks come in
+-- this order, and a record's problem is the first that fails.
+local CHARS = {
+  { "BillerAccountNumber", min = 1, max = 32 },
+  { "ThorContentProviderId", min = 14, max = 14, trim = true },
+  { "ThorUserId", min = 1, trim = true },
+  { "ThorUserId", max = 35 },
+}
+for _, m in ipairs(MAX_CHARS) do CHARS[#CHARS + 1] = { m[1], max = m[2] } end
 
--- Check one record's leaves; returns the problem text or nil.
--- count: how many leaves the record has (giro.xml read_record); all known leaves present
--- and no more than that means there is no unknown one to look for.
--- all_leaves(f): every leaf of LEAVES is in f (one chain of field reads, compiled once).
-local all_leaves
-do
-  local t = {}
-  for i, leaf in ipairs(LEAVES) do t[i] = "f." .. leaf .. " ~= nil" end
-  all_leaves = assert(load("local f = ... return " .. table.concat(t, " and "), "=all_leaves", "t"))
+local WRAPPERS = { "EnrollmentAdd", "EnrollmentChange", "EnrollmentDelete" }
+local SPEC = xml.record_spec{ record = "AccountInfoRecord", wrappers = WRAPPERS, leaves = request.LEAVES,
+                              required = true, chars = CHARS }
+
+-- the problem text for a failed rule of CHARS (p.count characters in p.leaf)
+local CHARS_PROBLEM = {
+  function(_, p)
+    if p.count == 0 then return "BillerAccountNumber is empty" end
+    return string.format("BillerAccountNumber has %d characters (at most 32)", p.count)
+  end,
+  function(f) return string.format("ThorContentProviderId %s: expected 14 characters such as NOR123456789-1",
+    errors.quote(f.ThorContentProviderId)) end,
+  function() return "ThorUserId is empty" end,
+  function(_, p) return string.format("ThorUserId has %d characters (at most 35)", p.count) end,
+}
+for i = #CHARS_PROBLEM + 1, #CHARS do
+  local max = CHARS[i].max
+  CHARS_PROBLEM[i] = function(f, p)
+    return string.format("%s has %d characters (at most %d): %s", p.leaf, p.count, max, errors.quote(f[p.leaf]))
+  end
 end
 
-local function record_problem(f, lines, element, count, status)
-  if not all_leaves(f) then
-    for i = 1, NLEAVES do
-      if f[LEAVES[i]] == nil then return string.format("lacks <%s>", LEAVES[i]) end
-    end
-  end
-  if count ~= NLEAVES then
-    for k in pairs(f) do
-      if not KNOWN[k] then return string.format("unexpected <%s> at line %d", k, lines[k] or 0) end
-    end
-  end
-  local ban = f.BillerAccountNumber
-  local n = utf8.len(ban) or #ban
-  if n == 0 then return "BillerAccountNumber is empty" end
-  if n > 32 then return string.format("BillerAccountNumber has %d characters (at most 32)", n) end
-  local cp = f.ThorContentProviderId
-  if utf8.len(trim(cp)) ~= 14 then
-    return string.format("ThorContentProviderId %s: expected 14 characters such as NOR123456789-1", errors.quote(cp))
-  end
-  local uid = f.ThorUserId
-  n = utf8.len(trim(uid)) or #uid
-  if n == 0 then return "ThorUserId is empty" end
-  if (utf8.len(uid) or #uid) > 35 then return string.format("ThorUserId has %d characters (at most 35)", utf8.len(uid)) end
-  -- the consumer's data at most as long as the spec's field table allows (AN 50, 30, 20): a
-  -- hostile 9 MiB name never reaches the biller rule's name matching
-  for _, m in ipairs(MAX_CHARS) do
-    local v = f[m[1]]
-    local len = utf8.len(v) or #v
-    if len > m[2] then
-      return string.format("%s has %d characters (at most %d): %s", m[1], len, m[2], errors.quote(v))
-    end
+local function record_problem(f, p, element, status)
+  if p then
+    if p.kind == "missing" then return string.format("lacks <%s>", p.leaf) end
+    if p.kind == "unknown" then return string.format("unexpected <%s> at line %d", p.leaf, p.line) end
+    return CHARS_PROBLEM[p.rule](f, p)
   end
   if not KIND[element][status] then
     return string.format("<%s> with BillerEnrollmentStatus %s is not a message of the spec (expected %s)",
@@ -214,51 +209,63 @@ local function record_problem(f, lines, element, count, status)
   return nil
 end
 
+local function found(ev, n)
+  return ev == "start" and "<" .. n .. ">" or ev == "end" and "</" .. n .. ">" or "the end of the file"
+end
+
 --- The next record, nil at the end of the file, or nil + "FILE:LINE: ..." for a bad file.
 -- rec = { element = "EnrollmentAdd"|..., type = "Add"|"Change"|"Delete", kind = ..., status = "P"|...,
---         fields = { leaf = value }, lines = { leaf = line, [0] = start }, line = start, seq = n,
+--         fields = { leaf = value }, line = start of the AccountInfoRecord, seq = n, rq = n,
 --         problem = nil | "why it cannot be answered" }
 function Reader:next_record()
+  local r = self.r
   while true do
-    local ev, n = self:event()
-    if ev == nil then return nil, n end
-    if self.depth == "top" then
-      if ev == "start" and n == "EnrollmentRQ" then
-        self.depth, self.rq = "rq", self.rq + 1
-      elseif ev == "end" and n == "Message" and self.rq > 0 then
-        self.depth = "done"
-      else
-        return self:fail("expected <EnrollmentRQ>%s, found %s", self.rq > 0 and " or </Message>" or "",
-          ev == "start" and "<" .. n .. ">" or ev == "end" and "</" .. n .. ">" or "the end of the file")
-      end
-    elseif self.depth == "rq" then
-      if ev == "start" and ELEMENT[n] then
-        local ok, err = self:expect_start("AccountInfoRecord", " inside <" .. n .. ">")
-        if not ok then return nil, err end
-        local f, lines, count = self.r:read_record()
-        if not f then
-          local msg = tostring(lines)
-          if not msg:match("^[^:]+:%d+:") then msg = string.format("%s:%d: %s", self.name, self.r:line(), msg) end
-          return nil, msg
-        end
-        ok, err = self:expect_end(n)
-        if not ok then return nil, err end
+    if self.depth == "rq" then
+      local f, line, w, p = r:next_record(SPEC)
+      if f then
         self.count = self.count + 1
-        local status = f.BillerEnrollmentStatus and trim(f.BillerEnrollmentStatus) or nil
-        local rec = { element = n, type = ELEMENT[n], status = status, fields = f, lines = lines,
-                      line = lines[0], seq = self.count, rq = self.rq }
-        rec.problem = record_problem(f, lines, n, count, status)
-        if not rec.problem then rec.kind = KIND[n][status] end
+        local n = WRAPPERS[w]
+        local status = f.BillerEnrollmentStatus
+        if status then status = trim(status) end
+        local rec = { element = n, type = ELEMENT[n], status = status, fields = f, line = line,
+                      seq = self.count, rq = self.rq }
+        local problem = record_problem(f, p, n, status)
+        if problem then rec.problem = problem else rec.kind = KIND[n][status] end
         return rec
+      elseif f == nil then
+        return nil, line
+      end
+      -- not a record: the reader sits on the event that is not one (w: where it stopped)
+      local ev, stage, wrapper = line, w, WRAPPERS[p]
+      if ev == "text" or ev == "cdata" then
+        return self:fail("unexpected text %s outside the record leaves", errors.quote(r:value()))
+      end
+      local n = ev ~= "eof" and r:name() or nil
+      if stage == 1 then
+        return self:fail("expected <AccountInfoRecord> inside <%s>, found %s", wrapper, found(ev, n))
+      elseif stage == 2 then
+        return self:fail("expected </%s>, found %s", wrapper, found(ev, n))
       elseif ev == "end" and n == "EnrollmentRQ" then
         self.depth = "top"
       else
         return self:fail("expected <EnrollmentAdd>, <EnrollmentChange>, <EnrollmentDelete> or </EnrollmentRQ>, found %s",
-          ev == "start" and "<" .. n .. ">" or ev == "end" and "</" .. n .. ">" or "the end of the file")
+          found(ev, n))
       end
-    else -- done: only the end of the document may follow
-      if ev == "eof" then return nil end
-      return self:fail("unexpected %s after </Message>", ev == "start" and "<" .. n .. ">" or ev)
+    else
+      local ev, n = self:event()
+      if ev == nil then return nil, n end
+      if self.depth == "top" then
+        if ev == "start" and n == "EnrollmentRQ" then
+          self.depth, self.rq = "rq", self.rq + 1
+        elseif ev == "end" and n == "Message" and self.rq > 0 then
+          self.depth = "done"
+        else
+          return self:fail("expected <EnrollmentRQ>%s, found %s", self.rq > 0 and " or </Message>" or "", found(ev, n))
+        end
+      else -- done: only the end of the document may follow
+        if ev == "eof" then return nil end
+        return self:fail("unexpected %s after </Message>", ev == "start" and "<" .. n .. ">" or ev)
+      end
     end
   end
 end

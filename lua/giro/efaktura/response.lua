@@ -5,8 +5,9 @@
 --   local w = response.new({ fd = tmp:fd(), path = tmp:path(), name = "out.xml" }, { from_name = "8080", to_id = "NOR999999999-1", to_service = "1" })
 --   w:answer{ element = "EnrollmentAdd", account = "999", status = "A", reason = "", message = "",
 --             provider = "NOR999999999-1", thor_user_id = "abc==" }
---   local ok, err = w:commit()     -- closes <Message>, validates against the response XSD and
---                                  -- fsyncs; target:commit() then puts the file in place
+--   local ok, err = w:commit()     -- closes <Message>, fsyncs, and waits for the response XSD
+--                                  -- check (run beside the writing on a second thread);
+--                                  -- target:commit() then puts the file in place
 --   w:abort()                      -- or: stop writing (target:abort() removes the temp)
 --
 -- The layout is that of the spec's response examples (5.3) and the restated XSD (5.5):
@@ -28,7 +29,9 @@ local W = {}
 W.__index = W
 
 function response.new(file, header)
-  local w, err = xml.writer{ encoding = "ISO-8859-1", fd = file.fd, path = file.path, name = file.name, indent = true }
+  -- the XSD check runs on a second thread while the file is written (giro.xml); commit waits for it
+  local w, err = xml.writer{ encoding = "ISO-8859-1", fd = file.fd, path = file.path, name = file.name, indent = true,
+                             schema = { xsd = schemas.path("response.xsd") } }
   if not w then return nil, err end
   w:start("Message")
    :start("Response")
@@ -64,10 +67,10 @@ function W:answer(a)
   self.count = self.count + 1
 end
 
---- Close the document, validate it against the response XSD and move it into place.
+--- Close the document, fsync it and return the XSD check's verdict (true | nil, errors).
 function W:commit()
   self.w:finish()
-  return self.w:commit({ xsd = schemas.path("response.xsd") })
+  return self.w:commit()
 end
 
 function W:abort()
