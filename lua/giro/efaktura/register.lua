@@ -203,8 +203,8 @@ end
 function Reg:customers(numbers)
   local out = {}
   if #numbers == 0 then return out end
-  for row in self.db:rows("SELECT account_number, first_name, last_name, efaktura, extra FROM customers"
-      .. " WHERE account_number IN (" .. self.db:list(numbers) .. ")") do
+  for row in self.db:rows_in("SELECT account_number, first_name, last_name, efaktura, extra FROM customers"
+      .. " WHERE account_number IN ({in})", numbers) do
     out[row.account_number] = customer_from_row(row)
   end
   return out
@@ -242,6 +242,10 @@ local function same_extra(stored, canonical)
   if not ok or type(a) ~= "table" then return false end
   return canonical_extra(a) == canonical
 end
+
+local CUSTOMER_SAVE = "INSERT INTO customers (account_number, first_name, last_name, efaktura, extra, updated_at)"
+  .. " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_number) DO UPDATE SET first_name = excluded.first_name,"
+  .. " last_name = excluded.last_name, efaktura = excluded.efaktura, extra = excluded.extra, updated_at = excluded.updated_at"
 
 --- Load a customer CSV (UTF-8, header row with at least account_number, first_name,
 -- last_name, efaktura).  Either every row is good and the register is updated in one
@@ -327,8 +331,8 @@ function Reg:import_customers(path, opts)
       local batch, numbers = {}, {}
       for i = start, math.min(start + 499, #good) do numbers[#numbers + 1] = good[i][1] end
       local before = {}
-      for row in db:rows("SELECT account_number, first_name, last_name, efaktura, extra FROM customers WHERE account_number IN ("
-          .. db:list(numbers) .. ")") do
+      for row in db:rows_in("SELECT account_number, first_name, last_name, efaktura, extra FROM customers"
+          .. " WHERE account_number IN ({in})", numbers) do
         before[row.account_number] = row
       end
       for i = start, math.min(start + 499, #good) do
@@ -343,12 +347,9 @@ function Reg:import_customers(path, opts)
         else
           counts.updated = counts.updated + 1
         end
-        if g then batch[#batch + 1] = "(" .. db:list({ g[1], g[2], g[3], g[4], g[5], now }) .. ")" end
+        if g then g[6] = now batch[#batch + 1] = g end
       end
-      if #batch > 0 then db:exec("INSERT INTO customers (account_number, first_name, last_name, efaktura, extra, updated_at) VALUES "
-        .. table.concat(batch, ",")
-        .. " ON CONFLICT (account_number) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name,"
-        .. " efaktura = excluded.efaktura, extra = excluded.extra, updated_at = excluded.updated_at") end
+      if #batch > 0 then db:batch(CUSTOMER_SAVE, batch) end
     end
   end)
   if not ok2 then return nil, tostring(err), "env" end
@@ -373,7 +374,7 @@ function Reg:agreements(keys)
   for _, k in ipairs(keys) do
     if not seen[k[1]] then seen[k[1]] = true ids[#ids + 1] = k[1] end
   end
-  for row in self.db:rows("SELECT * FROM agreements WHERE thor_user_id IN (" .. self.db:list(ids) .. ")") do
+  for row in self.db:rows_in("SELECT * FROM agreements WHERE thor_user_id IN ({in})", ids) do
     out[register.key(row.thor_user_id, row.provider, row.account)] = fix_ints(row)
   end
   return out
@@ -392,23 +393,35 @@ for _, c in ipairs(AGREEMENT_COLUMNS) do
 end
 AGREEMENT_UPDATE = table.concat(AGREEMENT_UPDATE, ", ")
 
-local agreement_tuples = store.tuples(AGREEMENT_COLUMNS, { line = true, file_id = true })
+local AGREEMENT_SAVE = "INSERT INTO agreements (" .. table.concat(AGREEMENT_COLUMNS, ",") .. ") VALUES ("
+  .. string.rep("?,", #AGREEMENT_COLUMNS - 1) .. "?) ON CONFLICT (thor_user_id, provider, account) DO UPDATE SET "
+  .. AGREEMENT_UPDATE
+
+-- rows (tables keyed by column) as arrays in the order of columns, for db:batch
+local function arrays(rows, columns)
+  local out, n = {}, #columns
+  for i = 1, #rows do
+    local r, a = rows[i], {}
+    for j = 1, n do a[j] = r[columns[j]] end
+    out[i] = a
+  end
+  return out
+end
 
 --- Insert or update agreements (each key at most once in the list).
 function Reg:save_agreements(rows)
   if #rows == 0 then return end
-  self.db:exec("INSERT INTO agreements (" .. table.concat(AGREEMENT_COLUMNS, ",") .. ") VALUES " .. agreement_tuples(self.db, rows)
-    .. " ON CONFLICT (thor_user_id, provider, account) DO UPDATE SET " .. AGREEMENT_UPDATE)
+  self.db:batch(AGREEMENT_SAVE, arrays(rows, AGREEMENT_COLUMNS))
 end
 
 local HISTORY_LIST = { "thor_user_id", "provider", "account", "file_id", "seq", "line", "element", "event",
   "status_before", "status_after", "answer", "reason", "message", "detail", "at" }
-local HISTORY_COLUMNS = table.concat(HISTORY_LIST, ",")
-local history_tuples = store.tuples(HISTORY_LIST, { file_id = true, seq = true, line = true })
+local HISTORY_ADD = "INSERT INTO history (" .. table.concat(HISTORY_LIST, ",") .. ") VALUES ("
+  .. string.rep("?,", #HISTORY_LIST - 1) .. "?)"
 
 function Reg:add_history(rows)
   if #rows == 0 then return end
-  self.db:exec("INSERT INTO history (" .. HISTORY_COLUMNS .. ") VALUES " .. history_tuples(self.db, rows))
+  self.db:batch(HISTORY_ADD, arrays(rows, HISTORY_LIST))
 end
 
 --- The stored answers of a file, in order (an iterator of rows).
@@ -469,16 +482,10 @@ end
 
 --- Record a file (inside the caller's transaction); returns its id.
 function Reg:add_file(f)
-  local db = self.db
-  local stmt = db:sql("INSERT INTO files (kind, digest, name, from_name, to_id, to_service, records, answers, summary, processed_at)"
-    .. " VALUES (?,?,?,?,?,?,?,?,?,?)", f.kind, f.digest, f.name, f.from_name, f.to_id, f.to_service,
+  local row = self.db:first("INSERT INTO files (kind, digest, name, from_name, to_id, to_service, records, answers, summary, processed_at)"
+    .. " VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id", f.kind, f.digest, f.name, f.from_name, f.to_id, f.to_service,
     f.records or 0, f.answers or 0, f.summary, f.processed_at or register.now())
-  if db.dialect.name == "postgres" then
-    local row = db:first(stmt .. " RETURNING id")
-    return store.int(row.id)
-  end
-  db:exec(stmt)
-  return store.int(db.conn:getlastautoid())
+  return store.int(row.id)
 end
 
 function Reg:update_file(id, f)
