@@ -29,6 +29,11 @@ static int pg_fail(sql_conn *c, const char *text) {
   return SQL_ERROR;
 }
 
+static void quiet(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
 static int pg_open(sql_conn *c, const char *target) {
   PGconn *pg = PQconnectdb(target);
   if (!pg) return sql_error(c, "out of memory");
@@ -38,6 +43,8 @@ static int pg_open(sql_conn *c, const char *target) {
     sql_scrub(c->msg, sizeof c->msg, target);
     return SQL_ERROR;
   }
+  /* notices (WARNING, NOTICE) are not giro's output: libpq would print them on stderr */
+  PQsetNoticeProcessor(pg, quiet, NULL);
   c->h = pg;
   return SQL_OK;
 }

@@ -328,6 +328,7 @@ static int l_commit(lua_State *L) {
     return luaL_error(L, "a statement of this transaction failed: rolled back, nothing committed");
   }
   c->in_tx = 0;
+  if (!c->be->in_transaction(c)) return luaL_error(L, "giro.sql: commit: no transaction is open");
   if (c->be->simple(c, "COMMIT") != SQL_OK) {
     char keep[SQL_MSG];
     memcpy(keep, c->msg, sizeof keep);
