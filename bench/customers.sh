@@ -41,25 +41,27 @@ rm -f "$g" "$g-journal" "$s" "$s-journal"
 # the same schema giro creates for customers, with the CSV's columns as they are
 sqlite3 "$s" "CREATE TABLE customers (account_number TEXT PRIMARY KEY, first_name TEXT NOT NULL,
   last_name TEXT NOT NULL, efaktura TEXT NOT NULL, product TEXT NOT NULL) WITHOUT ROWID"
-/usr/bin/time -f '%e %M' -o "$DIR/time.s" sqlite3 "$s" ".mode csv" ".import --skip 1 $csv customers" 2>"$DIR/sqlite3.err"
-if ! /usr/bin/time -f '%e %M' -o "$DIR/time.g" $GIRO customers import "$csv" --db "$g" >/dev/null 2>"$DIR/import.err"; then
+/usr/bin/time -f '%e %M %U %S' -o "$DIR/time.s" sqlite3 "$s" ".mode csv" ".import --skip 1 $csv customers" 2>"$DIR/sqlite3.err"
+if ! /usr/bin/time -f '%e %M %U %S' -o "$DIR/time.g" $GIRO customers import "$csv" --db "$g" >/dev/null 2>"$DIR/import.err"; then
   echo "  giro customers import failed: $(head -c 300 "$DIR/import.err")"
   exit 0
 fi
-/usr/bin/time -f '%e %M' -o "$DIR/time.r" $GIRO customers import "$csv" --db "$g" >/dev/null 2>"$DIR/import.err"
+/usr/bin/time -f '%e %M %U %S' -o "$DIR/time.r" $GIRO customers import "$csv" --db "$g" >/dev/null 2>"$DIR/import.err"
 ns=$(sqlite3 "$s" "SELECT count(*) FROM customers")
 ng=$(sqlite3 "$g" "SELECT count(*) FROM customers")
 awk -v ns="$ns" -v ng="$ng" '
-  FILENAME ~ /time.s/ { s = $1; sr = $2; next }
-  FILENAME ~ /time.g/ { g = $1; gr = $2; next }
-  { r = $1; rr = $2 }
+  FILENAME ~ /time.s/ { s = $1; sr = $2; sc = $3 + $4; next }
+  FILENAME ~ /time.g/ { g = $1; gr = $2; gc = $3 + $4; next }
+  { r = $1; rr = $2; rc = $3 + $4 }
   END {
-    printf "  %-34s %9s %9s %9s\n", "", "seconds", "rows", "RSS MB"
-    printf "  %-34s %9.2f %9d %9.1f\n", "sqlite3 .mode csv + .import", s, ns, sr / 1024
-    printf "  %-34s %9.2f %9d %9.1f\n", "giro customers import (new)", g, ng, gr / 1024
-    printf "  %-34s %9.2f %9s %9.1f\n", "giro customers import (unchanged)", r, "-", rr / 1024
+    printf "  %-34s %9s %9s %9s %9s\n", "", "wall s", "CPU s", "rows", "RSS MB"
+    printf "  %-34s %9.2f %9.2f %9d %9.1f\n", "sqlite3 .mode csv + .import", s, sc, ns, sr / 1024
+    printf "  %-34s %9.2f %9.2f %9d %9.1f\n", "giro customers import (new)", g, gc, ng, gr / 1024
+    printf "  %-34s %9.2f %9.2f %9s %9.1f\n", "giro customers import (unchanged)", r, rc, "-", rr / 1024
     ratio = g / (s > 0 ? s : 0.01)
-    printf "  target: giro <= 2x sqlite3: %.1fx  %s\n", ratio, ratio <= 2 ? "PASS" : "MISS"
+    cratio = gc / (sc > 0 ? sc : 0.01)
+    printf "  target: giro <= 2x sqlite3: %.1fx wall, %.1fx CPU (user + system; less sensitive to a shared machine)  %s\n",
+      ratio, cratio, ratio <= 2 ? "PASS" : "MISS"
   }' "$DIR/time.s" "$DIR/time.g" "$DIR/time.r"
 rm -f "$g" "$g-journal" "$s" "$s-journal"
 exit 0

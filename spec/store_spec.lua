@@ -134,6 +134,41 @@ describe("giro customers import", function()
     assert.equal("Østby-Berg", by["0042"].last_name)
   end)
 
+  it("a first import: spaces trimmed, YES/No, CRLF and BOM; a repeated number names both lines", function()
+    local db = H.new_db(dir, "r.db")
+    local f = H.write(dir .. "/c.csv", "\239\187\191account_number,first_name,last_name,efaktura,product,region\r\n"
+      .. "0042,Åse,Østby,yes,strøm,øst\r\n"
+      .. " 17 , Ola ,Nordmann , YES ,fiber,\r\n"
+      .. "\r\n"
+      .. "99,,Li,No,\"\",x\r\n")
+    local rc, _, err = H.run({ "customers", "import", f, "--db", db })
+    assert.equal(0, rc, err)
+    assert.truthy(err:find("3 customer(s) added", 1, true), err)
+    local by, n = customers(db)
+    assert.equal(3, n)
+    assert.same({ "Åse", "Østby", true, "strøm", "øst" },
+      { by["0042"].first_name, by["0042"].last_name, by["0042"].efaktura, by["0042"].product, by["0042"].region })
+    assert.same({ "Ola", "Nordmann", true, "fiber", "" },
+      { by["17"].first_name, by["17"].last_name, by["17"].efaktura, by["17"].product, by["17"].region })
+    assert.same({ "", "Li", false, "", "x" },
+      { by["99"].first_name, by["99"].last_name, by["99"].efaktura, by["99"].product, by["99"].region })
+    -- a repeated number in a first import (unquoted file: the fast path), nothing imported
+    local db2 = H.new_db(dir, "r2.db")
+    local lines = { "account_number,first_name,last_name,efaktura" }
+    for i = 1, 12000 do lines[#lines + 1] = string.format("%d,A,B,yes", i) end
+    lines[#lines + 1] = "7,Again,B,yes"
+    local f2 = H.write(dir .. "/dup.csv", table.concat(lines, "\n") .. "\n")
+    rc, _, err = H.run({ "customers", "import", f2, "--db", db2 })
+    assert.equal(1, rc)
+    assert.truthy(err:find(":12002: account_number \"7\" again (first at line 8)", 1, true), err)
+    assert.truthy(err:find("no customer imported", 1, true), err)
+    if B.name == "sqlite" then
+      assert.equal(3, (H.run({ "customers", "list", "--db", db2 })))   -- no register was left behind
+    else
+      assert.equal(0, select(2, customers(db2)))                        -- the tables, empty
+    end
+  end)
+
   it("refuses a file with bad rows, names every line, changes nothing", function()
     local db = H.new_db(dir, "r.db")
     H.run({ "customers", "import", H.write(dir .. "/ok.csv", "account_number,first_name,last_name,efaktura\n1,A,B,yes\n"), "--db", db })
