@@ -18,10 +18,10 @@ HTTP_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
 # (LDAP, Kerberos, ICU, ...) cost ~15 ms of dynamic loading at every start, which
 # commands that never touch XML or HTTP (a web shop spawning `giro pay form`)
 # should not pay.  The core links only Lua, OpenSSL and readline.
-MODULES  := xml http sql
+MODULES  := xml http sql sql_pg
 # A module is engine/NAME.c or a folder engine/NAME/ of .c files (one file per concern),
 # linked into build/lib/giro/NAME.so with the libraries in NAME_LIBS.
-mod_src   = $(wildcard engine/$(1).c engine/$(1)/*.c)
+mod_src   = $(or $($(1)_SRC),$(wildcard engine/$(1).c engine/$(1)/*.c))
 MOD_SRC  := $(foreach m,$(MODULES),$(call mod_src,$(m)))
 SRC      := $(filter-out $(MOD_SRC),$(wildcard engine/*.c))
 HDR      := $(wildcard engine/*.h engine/*/*.h)
@@ -31,7 +31,10 @@ MODS      := $(MODULES:%=build/lib/giro/%.so)
 ASAN_MODS := $(MODULES:%=build/asan/lib/giro/%.so)
 xml_LIBS  = $(XML_LIBS)
 http_LIBS = $(HTTP_LIBS)
-sql_LIBS  = $(shell pkg-config --libs sqlite3 libpq 2>/dev/null)
+sql_LIBS  = $(shell pkg-config --libs sqlite3 2>/dev/null)
+# giro.sql's PostgreSQL backend: its own module, so that libpq loads only for PostgreSQL
+sql_pg_SRC  := $(wildcard engine/sql/pg/*.c) engine/sql/util.c
+sql_pg_LIBS  = $(shell pkg-config --libs libpq 2>/dev/null)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Packages needed to build and run (first line) and, in addition, to test and bench.

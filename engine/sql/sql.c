@@ -16,7 +16,6 @@
 #include "sql/sql.h"
 
 #include <lauxlib.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,30 +23,6 @@
 #define CONN_MT "giro.sql.conn"
 #define CURSOR_MT "giro.sql.cursor"
 #define SQL_CACHE 128
-
-int sql_error(sql_conn *c, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->msg, sizeof c->msg, fmt, ap);
-  va_end(ap);
-  return SQL_ERROR;
-}
-
-int sql_scratch(sql_conn *c, int n) {
-  if (n <= c->cap) return SQL_OK;
-  int cap = n < 16 ? 16 : n;
-  const char **vals = realloc(c->vals, (size_t)cap * sizeof *vals);
-  if (vals) c->vals = vals;
-  int *lens = realloc(c->lens, (size_t)cap * sizeof *lens);
-  if (lens) c->lens = lens;
-  int *fmts = realloc(c->fmts, (size_t)cap * sizeof *fmts);
-  if (fmts) c->fmts = fmts;
-  char (*nums)[32] = realloc(c->nums, (size_t)cap * sizeof *nums);
-  if (nums) c->nums = nums;
-  if (!vals || !lens || !fmts || !nums) return sql_error(c, "out of memory");
-  c->cap = cap;
-  return SQL_OK;
-}
 
 typedef struct {
   sql_conn *c;
@@ -412,7 +387,8 @@ static int l_open(lua_State *L) {
   }
   const sql_backend *be = &sql_sqlite;
   const char *target = url;
-  if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) be = &sql_postgres;
+  int pg = 0;
+  if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) pg = 1;
   else if (strncmp(url, "sqlite:", 7) == 0) target = url + 7;
   else {   /* libpq's key=value form: it starts with a keyword and = */
     const char *p = url;
@@ -420,7 +396,15 @@ static int l_open(lua_State *L) {
     const char *w = p;
     while (*p == '_' || ((*p | 32) >= 'a' && (*p | 32) <= 'z') || (p > w && *p >= '0' && *p <= '9')) p++;
     while (*p == ' ' || *p == '\t') p++;
-    if (p > w && *p == '=') be = &sql_postgres;
+    if (p > w && *p == '=') pg = 1;
+  }
+  if (pg) {   /* libpq and its dependencies load only for a PostgreSQL database */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "giro.sql_pg");
+    lua_call(L, 1, 1);
+    be = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!be) return luaL_error(L, "giro.sql: giro.sql_pg did not return its backend");
   }
   sql_conn *c = lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);

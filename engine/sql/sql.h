@@ -1,6 +1,10 @@
 /* giro.sql: the backend interface shared by sql.c (the Lua API, the statement cache,
  * transactions) and the two backends, sqlite.c (libsqlite3) and pg.c (libpq).
  *
+ * Files: sql.c, util.c, sqlite.c make the module giro.sql (libsqlite3); pg/pg.c,
+ * pg/secret.c and util.c make giro.sql_pg (libpq), loaded by giro.sql's open for a
+ * PostgreSQL URL only.
+ *
  * A backend works on one connection (sql_conn.h) and its prepared statements
  * (sql_stmt).  Values to bind sit on the Lua stack (base .. base + n - 1, n being the
  * statement's parameter count); rows are pushed onto it.  A backend reports a failure
@@ -90,7 +94,6 @@ int sql_scratch(sql_conn *c, int n);
  * connection string target by ***: the password as written and percent-decoded */
 void sql_scrub(char *buf, size_t cap, const char *target);
 
-extern const sql_backend sql_sqlite;
-extern const sql_backend sql_postgres;
+extern const sql_backend sql_sqlite;   /* sqlite.c; PostgreSQL's is giro.sql_pg's (pg/pg.c) */
 
 #endif

@@ -1,4 +1,4 @@
-/* giro.sql's PostgreSQL backend (libpq): `?` placeholders become $1..$n once, when the
+/* giro.sql's PostgreSQL backend (libpq; the module giro.sql_pg): `?` placeholders become $1..$n once, when the
  * statement is prepared; values travel as text (a string with a NUL byte as binary, for
  * BYTEA); results come back as text and are converted by column type; a batch runs in
  * pipeline mode (one round trip per PIPE_CHUNK rows, not per row). */
@@ -354,7 +354,17 @@ static int pg_in_transaction(sql_conn *c) {
 
 static int pg_aborted(sql_conn *c) { return PQtransactionStatus(PG(c)) == PQTRANS_INERROR; }
 
-const sql_backend sql_postgres = {
+static const sql_backend sql_postgres = {
   "postgres", pg_open, pg_close, pg_prepare, pg_finalize, pg_run, pg_step, pg_push_row,
   pg_changes, pg_reset, pg_batch, pg_simple, pg_in_transaction, pg_aborted,
 };
+
+/* giro.sql_pg: the PostgreSQL backend as a module of its own, so that libpq (and the
+ * Kerberos, LDAP, ... libraries it links) load only when a PostgreSQL database is opened.
+ * require("giro.sql_pg") returns the backend's table of functions (a light userdata),
+ * which giro.sql's open uses. */
+int luaopen_giro_sql_pg(lua_State *L);
+int luaopen_giro_sql_pg(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&sql_postgres);
+  return 1;
+}
