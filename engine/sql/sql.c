@@ -86,6 +86,11 @@ static sql_stmt *get_stmt(lua_State *L, sql_conn *c, int sql) {
     lua_pop(L, 1);
     return s;
   }
+  if (!s && memchr(text, '\0', len)) {
+    lua_pop(L, 1);
+    luaL_error(L, "giro.sql: a NUL byte in the statement text");
+    return NULL;
+  }
   int cache_it = s == NULL;
   s = calloc(1, sizeof *s);
   char *copy = s ? malloc(len + 1) : NULL;

@@ -117,7 +117,6 @@ static char *translate(const char *in, size_t len, int *n) {
 
 static int pg_prepare(sql_conn *c, sql_stmt *s) {
   int n = 0;
-  if (memchr(s->text, '\0', s->len)) return sql_error(c, "a NUL byte in the statement text");
   char *text = translate(s->text, s->len, &n);
   if (!text) return sql_error(c, n < 0 ? "more than 999 parameters" : "out of memory");
   snprintf(s->name, sizeof s->name, "giro_%lu", ++c->next_name);
