@@ -169,6 +169,31 @@ describe("giro customers import", function()
     end
   end)
 
+  it("a first import of a file over 1 MiB: a blank line, CRLF and a bad line past the first MiB", function()
+    local db = H.new_db(dir, "big.db")
+    local pad = string.rep("x", 100)
+    local lines = { "account_number,first_name,last_name,efaktura,product" }
+    for i = 1, 12000 do lines[#lines + 1] = string.format("%d,Å%d,B,%s,%s", i, i, i % 2 == 0 and "yes" or "no", pad) end
+    lines[11000] = ""                                   -- a blank line (skipped) in the second MiB
+    lines[11001] = "10999,Kari , Li,yes," .. pad .. "\r"  -- CRLF and spaces to trim
+    local f = H.write(dir .. "/big.csv", table.concat(lines, "\n"))   -- no newline at the end
+    local rc, _, err = H.run({ "customers", "import", f, "--db", db })
+    assert.equal(0, rc, err)
+    assert.truthy(err:find("11999 customer(s) added", 1, true), err)
+    assert.equal(11999, H.count(db, "SELECT count(*) FROM customers"))
+    assert.equal(6000, H.count(db, "SELECT count(*) FROM customers WHERE efaktura = 1"))
+    local by = customers(db)
+    assert.same({ "Kari", "Li", true, pad }, { by["10999"].first_name, by["10999"].last_name, by["10999"].efaktura, by["10999"].product })
+    assert.same({ "Å12000", "B", true }, { by["12000"].first_name, by["12000"].last_name, by["12000"].efaktura })
+    assert.is_nil(by["11000"])                          -- its line is the blank one
+    -- a line with one field too many past the first MiB: refused, named, nothing imported
+    lines[11500] = "11499,A,B,yes,x,extra"
+    local db2 = H.new_db(dir, "big2.db")
+    rc, _, err = H.run({ "customers", "import", H.write(dir .. "/big2.csv", table.concat(lines, "\n")), "--db", db2 })
+    assert.equal(1, rc)
+    assert.truthy(err:find(":11500: 6 fields, the header has 5", 1, true), err)
+  end)
+
   it("refuses a file with bad rows, names every line, changes nothing", function()
     local db = H.new_db(dir, "r.db")
     H.run({ "customers", "import", H.write(dir .. "/ok.csv", "account_number,first_name,last_name,efaktura\n1,A,B,yes\n"), "--db", db })
