@@ -8,7 +8,7 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -Iengine -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -pedantic \
             -DGIRO_VERSION='"$(VERSION)"' -DGIRO_PREFIX='"$(PREFIX)"'
 # deferred (=): evaluated after `make deps` has installed pkg-config and the -dev packages
-PKG_CFLAGS = $(shell pkg-config --cflags lua5.4 libxml-2.0 libcurl openssl 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags lua5.4 libxml-2.0 libcurl openssl sqlite3 libpq 2>/dev/null)
 CORE_LIBS  = $(shell pkg-config --libs lua5.4 libcrypto 2>/dev/null) -lreadline
 XML_LIBS   = $(shell pkg-config --libs libxml-2.0 2>/dev/null)
 HTTP_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
@@ -18,10 +18,10 @@ HTTP_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
 # (LDAP, Kerberos, ICU, ...) cost ~15 ms of dynamic loading at every start, which
 # commands that never touch XML or HTTP (a web shop spawning `giro pay form`)
 # should not pay.  The core links only Lua, OpenSSL and readline.
-MODULES  := xml http
+MODULES  := xml http sql sql_pg
 # A module is engine/NAME.c or a folder engine/NAME/ of .c files (one file per concern),
 # linked into build/lib/giro/NAME.so with the libraries in NAME_LIBS.
-mod_src   = $(wildcard engine/$(1).c engine/$(1)/*.c)
+mod_src   = $(or $($(1)_SRC),$(wildcard engine/$(1).c engine/$(1)/*.c))
 MOD_SRC  := $(foreach m,$(MODULES),$(call mod_src,$(m)))
 SRC      := $(filter-out $(MOD_SRC),$(wildcard engine/*.c))
 HDR      := $(wildcard engine/*.h engine/*/*.h)
@@ -33,13 +33,17 @@ TSAN_OBJ := $(SRC:engine/%.c=build/tsan/%.o)
 TSAN_MODS := $(MODULES:%=build/tsan/lib/giro/%.so)
 xml_LIBS  = $(XML_LIBS) -pthread
 http_LIBS = $(HTTP_LIBS)
+sql_LIBS  = $(shell pkg-config --libs sqlite3 2>/dev/null)
+# giro.sql's PostgreSQL backend: its own module, so that libpq loads only for PostgreSQL
+sql_pg_SRC  := $(wildcard engine/sql/pg/*.c) engine/sql/util.c
+sql_pg_LIBS  = $(shell pkg-config --libs libpq 2>/dev/null)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 # ThreadSanitizer build (build/tsan/giro): the specs of the threaded paths run under it in make test
 TSANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Packages needed to build and run (first line) and, in addition, to test and bench.
 DEPS_RUN  := liblua5.4-dev libxml2-dev libssl-dev libcurl4-openssl-dev libreadline-dev \
-             lua-sql-sqlite3 lua-sql-postgres lua-cjson lua-filesystem pkg-config gcc make
+             libsqlite3-dev libpq-dev lua-cjson lua-filesystem pkg-config gcc make
 DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec time sqlite3 \
              python3-stdnum
 

@@ -11,7 +11,7 @@ section() { echo; echo "== $1"; }
 section "reference numbers: giro.ref.check (C arithmetic) vs pure Lua"
 $GIRO run bench/ref_bench.lua
 
-for extra in bench/pay.sh bench/efaktura.sh bench/hostile.sh; do
+for extra in bench/pay.sh bench/efaktura.sh bench/customers.sh bench/hostile.sh; do
   [ -f "$extra" ] && sh "$extra"
 done
 exit 0

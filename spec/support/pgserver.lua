@@ -134,7 +134,11 @@ function pg.start()
   srv.watchdog = p:read("l")
   p:close()
   srv.admin = assert(require("giro.store").open(srv:url("postgres")))
-  srv.admin:exec("CREATE ROLE " .. pg.PASSWORD_ROLE .. " LOGIN PASSWORD " .. srv.admin:quote(pg.PASSWORD))
+  -- CREATE ROLE takes no bound parameters: the password goes in as one (a setting) and
+  -- the server quotes it into the statement (format %L)
+  srv.admin:exec("SELECT set_config('giro.password', ?, false)", pg.PASSWORD)
+  srv.admin:exec("DO $$ BEGIN EXECUTE format('CREATE ROLE " .. pg.PASSWORD_ROLE
+    .. " LOGIN PASSWORD %L', current_setting('giro.password')); END $$")
   srv.n = 0
   return srv
 end

@@ -8,7 +8,7 @@ local M = {
 The script gets the global `arg` table as with `lua`: arg[0] is the script,
 arg[1..n] the words after it.  Every giro module is available with require
 ("giro.hash", "giro.xml", "giro.http", "giro.ref", "giro.pay", ...), and so are
-the Lua modules installed by Debian packages (luasql, cjson, lfs).
+the Lua modules installed by Debian packages (cjson, lfs).
 The script's exit status is 0 unless it raises an error (status 1) or calls os.exit.]],
   own_help = true,  -- options after FILE belong to the script
 }
