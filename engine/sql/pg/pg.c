@@ -38,9 +38,20 @@ static int pg_open(sql_conn *c, const char *target) {
   PGconn *pg = PQconnectdb(target);
   if (!pg) return sql_error(c, "out of memory");
   if (PQstatus(pg) != CONNECTION_OK) {
-    pg_fail(c, PQerrorMessage(pg));
+    /* scrubbed whole, before c->msg cuts it: a password across the cut would be half-kept;
+     * "***" for a shorter password makes the text at most 3 times longer */
+    const char *e = PQerrorMessage(pg);
+    size_t cap = strlen(e) * 3 + 1;
+    char *text = malloc(cap);
+    if (text) {
+      memcpy(text, e, strlen(e) + 1);
+      sql_scrub(text, cap, target);
+      pg_fail(c, text);
+      free(text);
+    } else {
+      sql_error(c, "out of memory (while reporting a failed connection)");
+    }
     PQfinish(pg);
-    sql_scrub(c->msg, sizeof c->msg, target);
     return SQL_ERROR;
   }
   /* notices (WARNING, NOTICE) are not giro's output: libpq would print them on stderr */
