@@ -220,6 +220,19 @@ describe("giro.sql on " .. B.name, function()
     assert.has_error(function() conn:commit() end, "giro.sql: commit: no transaction is open")
   end)
 
+  it("frees the second statement of a busy text when its arguments are wrong", function()
+    conn:exec("INSERT INTO v (id) VALUES (?)", 1)
+    local q = "SELECT id FROM v WHERE id <= ?"
+    for _ in conn:rows(q, 1) do   -- q's cached statement is busy: each exec makes a second one
+      for _ = 1, 5 do assert.has_error(function() conn:exec(q) end, "giro.sql: 0 argument(s) for 1 parameter(s) in: " .. q) end
+    end
+    if B.name == "postgres" then   -- the server's own list: only the cached statement is left
+      local n = conn:first("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = ?",
+        "SELECT id FROM v WHERE id <= $1").n
+      assert.equal(1, n)
+    end
+  end)
+
   it("prepares each SQL text once and reuses it", function()
     local before = conn:stats()
     for id = 1, 50 do conn:exec("INSERT INTO v (id, i) VALUES (?, ?)", id, id * 2) end

@@ -144,10 +144,14 @@ static void release(sql_conn *c, sql_stmt *s) {
   }
 }
 
+/* raises (after releasing s: an uncached copy would leak) on a wrong argument count */
 static void check_args(lua_State *L, sql_conn *c, sql_stmt *s, int nargs) {
-  (void)c;
-  if (nargs != s->nparams)
-    luaL_error(L, "giro.sql: %d argument(s) for %d parameter(s) in: %s", nargs, s->nparams, s->text);
+  if (nargs == s->nparams) return;
+  luaL_where(L, 1);
+  lua_pushfstring(L, "giro.sql: %d argument(s) for %d parameter(s) in: %s", nargs, s->nparams, s->text);
+  lua_concat(L, 2);
+  release(c, s);
+  lua_error(L);
 }
 
 /* run s with the arguments from index 3 on; raises (after releasing s) on an error */
@@ -253,7 +257,7 @@ static int l_batch(lua_State *L) {
   lua_settop(L, 3);
   sql_stmt *s = get_stmt(L, c, 2);
   int own = !c->be->in_transaction(c);
-  if (own && c->be->simple(c, "BEGIN") != SQL_OK) return fail(L, c, 2, NULL);
+  if (own && c->be->simple(c, "BEGIN") != SQL_OK) { release(c, s); return fail(L, c, 2, NULL); }
   s->busy = 1;
   long long changed = 0, bad = 0;
   int rc = c->be->batch(L, c, s, 3, &changed, &bad);
