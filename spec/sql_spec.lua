@@ -220,6 +220,22 @@ describe("giro.sql on " .. B.name, function()
     assert.has_error(function() conn:commit() end, "giro.sql: commit: no transaction is open")
   end)
 
+  if B.name == "postgres" then
+    it("a batch whose connection dies mid-pipeline raises, and so does every later call", function()
+      -- row 2 ends this very session (the server's own function): the pipeline cannot finish
+      local q = "SELECT CASE WHEN ?::int = 2 THEN pg_terminate_backend(pg_backend_pid()) END"
+      local ok, err = pcall(conn.batch, conn, q, { { 1 }, { 2 }, { 3 } })
+      assert.is_false(ok)
+      assert.truthy(err:find("row 2: ", 1, true), err)
+      for _, q2 in ipairs({ "SELECT 1", "SELECT 2" }) do   -- the connection's loss, not libpq's pipeline mode
+        local ok2, err2 = pcall(conn.exec, conn, q2)
+        assert.is_false(ok2)
+        assert.is_nil(err2:find("pipeline mode", 1, true), err2)
+      end
+      conn:close()
+    end)
+  end
+
   it("frees the second statement of a busy text when its arguments are wrong", function()
     conn:exec("INSERT INTO v (id) VALUES (?)", 1)
     local q = "SELECT id FROM v WHERE id <= ?"

@@ -33,6 +33,7 @@ typedef struct {
 static sql_conn *check_conn(lua_State *L) {
   sql_conn *c = luaL_checkudata(L, 1, CONN_MT);
   if (!c->h) luaL_error(L, "giro.sql: the connection is closed");
+  if (c->lost) luaL_error(L, "giro.sql: connection lost (reopen the database)");
   return c;
 }
 

@@ -70,6 +70,7 @@ struct sql_conn {
   sql_stmt *head, *tail;          /* every statement, most recently used first */
   int ncached;
   int in_tx, failed;              /* begin() was called; a statement of it failed */
+  int lost;                       /* the backend cannot run statements any more (closed next) */
   long long prepares, hits;
   unsigned long next_name;        /* PostgreSQL statement names */
   /* PostgreSQL: scratch arrays for one run's parameters */

@@ -148,7 +148,7 @@ static int pg_prepare(sql_conn *c, sql_stmt *s) {
 static void pg_finalize(sql_conn *c, sql_stmt *s) {
   if (RES(s)) PQclear(RES(s));
   s->res = NULL;
-  if (s->name[0] && c->h && PQstatus(PG(c)) == CONNECTION_OK) {
+  if (s->name[0] && c->h && !c->lost && PQstatus(PG(c)) == CONNECTION_OK) {
     char q[64];
     snprintf(q, sizeof q, "DEALLOCATE %s", s->name);
     PGresult *r = PQexec(PG(c), q);
@@ -268,14 +268,31 @@ static void pg_reset(sql_conn *c, sql_stmt *s) {
   s->res = NULL;
 }
 
+/* read until the pipeline's sync (1) or until nothing more can come (0: the connection is
+ * bad, or two NULLs in a row: no query pending) */
+static int to_sync(sql_conn *c) {
+  int nulls = 0;
+  while (PQstatus(PG(c)) == CONNECTION_OK && nulls < 2) {
+    PGresult *r = PQgetResult(PG(c));
+    if (!r) { nulls++; continue; }
+    nulls = 0;
+    ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st == PGRES_PIPELINE_SYNC) return 1;
+  }
+  return 0;
+}
+
 /* read the results of sent queries (first = the 1-based row of the first) and the sync */
 static int drain(sql_conn *c, int sent, long long first, long long *changed, long long *bad) {
   int rc = SQL_OK;
   for (int i = 0; i < sent; i++) {
     PGresult *r = PQgetResult(PG(c));
-    if (!r) {
-      if (rc == SQL_OK) { pg_fail(c, PQerrorMessage(PG(c))); *bad = first + i; }
-      return SQL_ERROR;   /* the connection is gone */
+    if (!r) {   /* the connection is gone (or libpq lost count): what is left is read below */
+      pg_fail(c, PQerrorMessage(PG(c)));
+      *bad = first + i;
+      rc = SQL_ERROR;
+      break;
     }
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -289,10 +306,7 @@ static int drain(sql_conn *c, int sent, long long first, long long *changed, lon
     r = PQgetResult(PG(c));   /* NULL: the end of this query's results */
     if (r) PQclear(r);
   }
-  PGresult *r = PQgetResult(PG(c));
-  int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-  if (r) PQclear(r);
-  if (!synced && rc == SQL_OK) {
+  if (!to_sync(c) && rc == SQL_OK) {
     pg_fail(c, PQerrorMessage(PG(c)));
     *bad = first + sent - 1;
     rc = SQL_ERROR;
@@ -344,7 +358,12 @@ static int pg_batch(lua_State *L, sql_conn *c, sql_stmt *s, int rows, long long 
     if (!PQpipelineSync(PG(c))) { pg_fail(c, PQerrorMessage(PG(c))); *bad = start; rc = SQL_ERROR; break; }
     rc = drain(c, sent, start, changed, bad);
   }
-  if (!PQexitPipelineMode(PG(c)) && rc == SQL_OK) return pg_fail(c, PQerrorMessage(PG(c)));
+  /* results still pending (a failed sync, a lost connection) keep libpq in pipeline mode,
+   * where every later PQexec is refused: the connection is then of no further use */
+  if (!PQexitPipelineMode(PG(c))) {
+    c->lost = 1;
+    if (rc == SQL_OK) return pg_fail(c, PQerrorMessage(PG(c)));
+  }
   return rc;
 }
 
