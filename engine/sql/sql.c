@@ -326,8 +326,12 @@ static int l_commit(lua_State *L) {
 }
 
 static int l_rollback(lua_State *L) {
-  sql_conn *c = check_conn(L);
+  sql_conn *c = luaL_checkudata(L, 1, CONN_MT);
+  if (!c->h) return luaL_error(L, "giro.sql: the connection is closed");
   c->in_tx = c->failed = 0;
+  /* a lost connection has nothing left to roll back: the server drops the transaction
+   * with the session (an error handler's rollback must not hide the first error) */
+  if (c->lost) return 0;
   if (c->be->in_transaction(c)) simple_or_raise(L, c, "ROLLBACK");
   return 0;
 }
