@@ -283,12 +283,13 @@ function DB:rollback()
   if self.conn then self.conn:rollback() end
 end
 
---- Run fn inside one transaction: COMMIT when it returns, ROLLBACK when it raises.
+--- Run fn inside one transaction: COMMIT when it returns (its results are returned),
+-- ROLLBACK when it raises (fn's error goes on up unchanged, even if ROLLBACK fails too).
 function DB:transaction(fn, ...)
   self:begin()
   local res = table.pack(pcall(fn, ...))
   if not res[1] then
-    self:rollback()
+    pcall(self.rollback, self)
     error(res[2], 0)
   end
   self:commit()

@@ -754,17 +754,7 @@ end
 
 --- Run fn(...) inside one transaction: BEGIN, COMMIT when fn returns (its results are
 -- returned), ROLLBACK when it raises (the error goes on up, unchanged).
-function Reg:transaction(fn, ...)
-  local db = self.db
-  db:begin()
-  local res = table.pack(pcall(fn, ...))
-  if not res[1] then
-    pcall(db.rollback, db)
-    error(res[2], 0)
-  end
-  db:commit()
-  return table.unpack(res, 2, res.n)
-end
+function Reg:transaction(fn, ...) return self.db:transaction(fn, ...) end
 
 --- Attach a customer (number, text) to agreement id (inside the caller's transaction).
 function Reg:set_customer(id, customer, at)
