@@ -289,8 +289,7 @@ static int drain(sql_conn *c, int sent, long long first, long long *changed, lon
   for (int i = 0; i < sent; i++) {
     PGresult *r = PQgetResult(PG(c));
     if (!r) {   /* the connection is gone (or libpq lost count): what is left is read below */
-      pg_fail(c, PQerrorMessage(PG(c)));
-      *bad = first + i;
+      if (rc == SQL_OK) { pg_fail(c, PQerrorMessage(PG(c))); *bad = first + i; }
       rc = SQL_ERROR;
       break;
     }
