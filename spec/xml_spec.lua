@@ -299,7 +299,11 @@ describe("giro.xml reader", function()
     it("refuses a malformed spec", function()
       assert.has_error(function() xml.record_spec{} end)
       assert.has_error(function() xml.record_spec{ record = "R", required = true } end)
-      assert.has_error(function() xml.record_spec{ record = "R", leaves = { "A", "A" } } end)
+      assert.has_error(function() xml.record_spec{ record = "R", leaves = { "A", "A" } } end,
+        "giro.xml: record_spec: leaf A listed twice")
+      -- a wrapper listed twice could never be reported by its second index
+      assert.has_error(function() xml.record_spec{ record = "R", wrappers = { "W", "W" } } end,
+        "giro.xml: record_spec: wrapper W listed twice")
       assert.has_error(function() xml.record_spec{ record = "R", leaves = { "A" }, chars = { { "B", max = 1 } } } end)
       assert.has_error(function() xml.from_string("<a/>"):next_record({}) end)
     end)
