@@ -7,6 +7,7 @@
  *   codes (the specs' helper fails a child that exits 23 by name).
  * halt_on_error=1: the first race ends the process, so it cannot be missed.
  * report_signal_unsafe=0: giro's signal handler only sets a flag (not a race).
+ * second_deadlock_stack=1: a lock-order report shows where both locks were taken.
  */
 const char *__tsan_default_options(void);
 

@@ -199,8 +199,8 @@ void xml_check_put(xml_check *c, const char *s, size_t n)
     unlock(c);
 }
 
-/* Stop (or end) the input and wait for the thread. */
-static void join(xml_check *c, int stop)
+/* Tell the thread the input has ended (or, with stop, that it must give up). */
+static void end_input(xml_check *c, int stop)
 {
     if (!c->running)
         return;
@@ -211,18 +211,21 @@ static void join(xml_check *c, int stop)
         c->eof = 1;
     must(pthread_cond_broadcast(&c->more), "pthread_cond_broadcast");
     unlock(c);
+}
+
+/* End (or stop) the input and wait for the thread. */
+static void join(xml_check *c, int stop)
+{
+    if (!c->running)
+        return;
+    end_input(c, stop);
     must(pthread_join(c->thread, NULL), "pthread_join");
     c->running = 0;
 }
 
 void xml_check_eof(xml_check *c)
 {
-    if (!c->running)
-        return;
-    lock(c);
-    c->eof = 1;
-    must(pthread_cond_broadcast(&c->more), "pthread_cond_broadcast");
-    unlock(c);
+    end_input(c, 0);
 }
 
 int xml_check_finish(lua_State *L, xml_check *c)

@@ -4,16 +4,17 @@
  *   xml.open(path [, opts]) / xml.from_string(s [, opts])  -> reader | nil, msg
  *     r:next() -> "start"|"end"|"text"|"cdata" | nil (end) | nil, msg (parse error)
  *     r:name(), r:value(), r:line(), r:depth(), r:attributes(), r:encoding()
- *     r:read_record() -> fields, lines | nil, msg       r:close()
- *     r:next_record(spec) -> fields, line, wrapper, problem | false, event, stage | nil, msg
+ *     r:read_record() -> fields, lines, count | nil, msg       r:close()
+ *     r:next_record(spec) -> fields, line, wrapper, problem | false, event, stage, wrapper | nil, msg
  *   xml.record_spec{ record=, wrappers=, leaves=, required=, chars= } -> spec
  *   xml.validate(source, schema)  -> true | nil, errors
- *   xml.writer{ encoding=, path=, indent= } -> writer | nil, msg
+ *   xml.writer{ encoding=, indent=, fd=, path=, name=, schema= } -> writer | nil, msg
  *     w:start/finish/text/cdata/leaf/leaf_cdata/empty, w:tostring(), w:commit([schema]), w:abort()
  *   xml.escape(s)
  *
  * Files: parse.c (the SAX2 push-parser core and its event queue), reader.c,
- * record.c, validate.c, writer.c; xml.h holds what they share.
+ * record.c, validate.c, writer.c, check.c (the writer's XSD check on a second
+ * thread); xml.h holds what they share.
  */
 #include "xml/xml.h"
 

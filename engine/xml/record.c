@@ -40,10 +40,10 @@ typedef struct {
 static const char *spec_string(lua_State *L, int uv, int *slot, size_t *len, const char *what)
 {
     if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "giro.xml: record_spec: %s must be a string", what);
+        luaL_error(L, "giro.xml: record_spec: a %s name must be a string", what);
     const char *s = lua_tolstring(L, -1, len);
     if (*len == 0 || *len > MAX_NAME)
-        luaL_error(L, "giro.xml: record_spec: %s must be an element name", what);
+        luaL_error(L, "giro.xml: record_spec: a %s name must be an element name", what);
     lua_pushvalue(L, -1);
     lua_rawseti(L, uv, ++*slot);   /* anchored: the pointer stays valid */
     return s;
@@ -57,6 +57,29 @@ static int find_name(const char *const *names, const size_t *lens, int n, const 
     return -1;
 }
 
+/* The list of names in field `key` of the table at 1 (absent: none), each anchored
+ * in uv and listed once; returns how many. */
+static int spec_names(lua_State *L, int uv, int *slot, const char *key, const char *what,
+                      const char **names, size_t *lens)
+{
+    int n = 0;
+    if (lua_getfield(L, 1, key) != LUA_TNIL) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        n = (int)luaL_len(L, -1);
+        if (n > SPEC_MAX)
+            luaL_error(L, "giro.xml: record_spec: at most %d %s", SPEC_MAX, key);
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, i + 1);
+            names[i] = spec_string(L, uv, slot, &lens[i], what);
+            if (find_name(names, lens, i, names[i], lens[i]) >= 0)
+                luaL_error(L, "giro.xml: record_spec: %s %s listed twice", what, names[i]);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
 int xml_record_spec(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -66,37 +89,11 @@ int xml_record_spec(lua_State *L)
     lua_newtable(L);
     int uv = lua_gettop(L), slot = 0;
     /* leaves first: their slots are 1..nleaves */
-    if (lua_getfield(L, 1, "leaves") != LUA_TNIL) {
-        luaL_checktype(L, -1, LUA_TTABLE);
-        int n = (int)luaL_len(L, -1);
-        if (n > SPEC_MAX)
-            return luaL_error(L, "giro.xml: record_spec: at most %d leaves", SPEC_MAX);
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1, i);
-            sp->leaf[i - 1] = spec_string(L, uv, &slot, &sp->leaflen[i - 1], "a leaf name");
-            if (find_name(sp->leaf, sp->leaflen, i - 1, sp->leaf[i - 1], sp->leaflen[i - 1]) >= 0)
-                return luaL_error(L, "giro.xml: record_spec: leaf %s listed twice", sp->leaf[i - 1]);
-            lua_pop(L, 1);
-        }
-        sp->nleaves = n;
-    }
-    lua_pop(L, 1);
+    sp->nleaves = spec_names(L, uv, &slot, "leaves", "leaf", sp->leaf, sp->leaflen);
     lua_getfield(L, 1, "record");
     sp->record = spec_string(L, uv, &slot, &sp->recordlen, "record");
     lua_pop(L, 1);
-    if (lua_getfield(L, 1, "wrappers") != LUA_TNIL) {
-        luaL_checktype(L, -1, LUA_TTABLE);
-        int n = (int)luaL_len(L, -1);
-        if (n > SPEC_MAX)
-            return luaL_error(L, "giro.xml: record_spec: at most %d wrappers", SPEC_MAX);
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1, i);
-            sp->wrap[i - 1] = spec_string(L, uv, &slot, &sp->wraplen[i - 1], "a wrapper name");
-            lua_pop(L, 1);
-        }
-        sp->nwrap = n;
-    }
-    lua_pop(L, 1);
+    sp->nwrap = spec_names(L, uv, &slot, "wrappers", "wrapper", sp->wrap, sp->wraplen);
     lua_getfield(L, 1, "required");
     sp->required = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -381,6 +378,15 @@ static int is_start_of(const xml_parse *p, const xml_event *e, const char *name,
     return e->type == EV_START && e->namelen == len && memcmp(p->arena + e->name, name, len) == 0;
 }
 
+/* A parse error: the reader sits nowhere; nil, message. */
+static int parse_error(lua_State *L, xml_reader *r)
+{
+    r->cur.type = 0;
+    lua_pushnil(L);
+    px_push_error(L, &r->p);
+    return 2;
+}
+
 /*
  * r:next_record(spec) -> fields, line, wrapper, problem   a record (wrapper: its index in
  *                                                        spec.wrappers, 0 without; problem nil
@@ -397,12 +403,8 @@ int xml_next_record(lua_State *L)
     lua_getiuservalue(L, 2, 1);                /* 3: the spec's names */
     xml_event e;
     int rc = px_next(p, &e, 0), w = 0;
-    if (rc < 0) {
-        r->cur.type = 0;
-        lua_pushnil(L);
-        px_push_error(L, p);
-        return 2;
-    }
+    if (rc < 0)
+        return parse_error(L, r);
     if (sp->nwrap > 0) {
         if (rc == 0 || e.type != EV_START)
             return not_a_record(L, r, rc, &e, 0, 0);
@@ -410,12 +412,8 @@ int xml_next_record(lua_State *L)
         if (w == 0)
             return not_a_record(L, r, rc, &e, 0, 0);
         rc = px_next(p, &e, 0);
-        if (rc < 0) {
-            r->cur.type = 0;
-            lua_pushnil(L);
-            px_push_error(L, p);
-            return 2;
-        }
+        if (rc < 0)
+            return parse_error(L, r);
         if (rc == 0 || !is_start_of(p, &e, sp->record, sp->recordlen))
             return not_a_record(L, r, rc, &e, 1, w);
     } else if (rc == 0 || !is_start_of(p, &e, sp->record, sp->recordlen)) {
@@ -432,12 +430,8 @@ int xml_next_record(lua_State *L)
         return 2;
     if (sp->nwrap > 0) {
         rc = px_next(p, &e, 0);
-        if (rc < 0) {
-            r->cur.type = 0;
-            lua_pushnil(L);
-            px_push_error(L, p);
-            return 2;
-        }
+        if (rc < 0)
+            return parse_error(L, r);
         if (rc == 0 || e.type != EV_END)
             return not_a_record(L, r, rc, &e, 2, w);
         r->cur = e;

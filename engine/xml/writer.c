@@ -372,18 +372,26 @@ static void w_end(lua_State *L, xml_writer *w)
         w->root = 1;
 }
 
-static int w_start(lua_State *L)
+/* "<name attrs" of w:start and w:empty (name at 2, attributes at 3); everything
+ * is checked before a byte is written.  Returns the name. */
+static const char *w_open_tag(lua_State *L, xml_writer *w, size_t *len)
 {
-    xml_writer *w = check_writing(L);
-    size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    check_name(L, name, len);
+    const char *name = luaL_checklstring(L, 2, len);
+    check_name(L, name, *len);
     int n;
     const char **keys = sorted_attrs(L, 3, &n);
     w_before_element(L, w);
     W_LIT(L, w, "<");
-    w_put(L, w, name, len);
+    w_put(L, w, name, *len);
     w_attrs(L, w, 3, keys, n);
+    return name;
+}
+
+static int w_start(lua_State *L)
+{
+    xml_writer *w = check_writing(L);
+    size_t len;
+    const char *name = w_open_tag(L, w, &len);
     W_LIT(L, w, ">");
     w_push_name(L, w, name, len);
     lua_settop(L, 1);
@@ -471,14 +479,7 @@ static int w_empty(lua_State *L)
 {
     xml_writer *w = check_writing(L);
     size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    check_name(L, name, len);
-    int n;
-    const char **keys = sorted_attrs(L, 3, &n);
-    w_before_element(L, w);
-    W_LIT(L, w, "<");
-    w_put(L, w, name, len);
-    w_attrs(L, w, 3, keys, n);
+    w_open_tag(L, w, &len);
     W_LIT(L, w, "/>");
     if (w->depth == 0)
         w->root = 1;
@@ -566,14 +567,19 @@ static int w_commit(lua_State *L)
     return 1;
 }
 
-static int w_abort(lua_State *L)
+/* Stop the check (joining its thread) and drop the descriptor: abort, __close, __gc. */
+static void w_stop(xml_writer *w)
 {
-    xml_writer *w = check_writer(L);
-    xml_check_free(w->check);      /* stops and joins the thread */
+    xml_check_free(w->check);
     w->check = NULL;
     w_drop_fd(w);
     if (w->state == W_OPEN)
         w->state = W_CLOSED;
+}
+
+static int w_abort(lua_State *L)
+{
+    w_stop(check_writer(L));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -581,11 +587,7 @@ static int w_abort(lua_State *L)
 static int w_gc(lua_State *L)
 {
     xml_writer *w = check_writer(L);
-    xml_check_free(w->check);      /* stops and joins the thread */
-    w->check = NULL;
-    w_drop_fd(w);
-    if (w->state == W_OPEN)
-        w->state = W_CLOSED;
+    w_stop(w);
     free(w->out);
     free(w->names);
     free(w->noff);
