@@ -12,7 +12,7 @@
 --     processed again: its stored answers are written out again, byte for byte, and the
 --     register is left as it is.
 --  2. Otherwise one database transaction covers the whole file.  Records are read one at a
---     time (giro.xml read_record) and handled in batches of BATCH: one query fetches the
+--     time (giro.efaktura.request's next_record, one C call each) and handled in batches of BATCH: one query fetches the
 --     batch's customers, one its agreements, then one multi-row statement each writes the
 --     agreements, the history and the answers.  Memory holds one batch, never the file.
 --  3. Answers stream into the outbox (giro.efaktura.outbox: a temporary response next to the
