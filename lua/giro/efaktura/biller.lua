@@ -53,7 +53,7 @@ local errors = require("giro.errors")
 
 biller.KEYS = { "id", "options", "customer_number", "lookup", "validate" }
 biller.OPTION_KEYS = { "service_provider_name", "name_match", "hold" }
-biller.HOLD_KEYS = { "accept", "01", "02", "03" }
+biller.HOLD_KEYS = { "accept", table.unpack(C.REASONS) }
 biller.DECISION_KEYS = { "accept", "answer", "reason", "message", "why", "customer", "hold" }
 local NAME_MATCH = { strict = true, normal = true, loose = true }
 
@@ -69,7 +69,7 @@ local function hold_set(h, path)
   local set = {}
   for k, v in next, h do
     if math.type(k) == "integer" then
-      if type(v) ~= "string" or not (v == "accept" or C.MESSAGES[v]) then
+      if not (v == "accept" or decision.reason(v)) then
         return nil, string.format("%s: options.hold[%d] is %s: expected \"accept\", \"01\", \"02\" or \"03\"",
           where_in(path, "hold"), k, type(v) == "string" and errors.quote(v) or ("a " .. type(v)))
       end
@@ -273,7 +273,6 @@ local snapshot = view
 -- The rule's view of a record: the request's fields and, beside them, the engine's
 -- annotations (read through; the fields win, though no leaf name is an annotation's).
 local record_view = view
-biller.record_view = record_view
 
 --- The customer number for the reference the consumer typed (line: the record's line).
 function B:customer_number(request, line)
@@ -351,7 +350,7 @@ function B:normalise(r, why2, customer, request, ann)
   if type(r) == "string" then
     if r == "accept" or r == "A" then
       d = { answer = "A", reason = "", message = "", why = why2, customer = nil, hold = nil }  -- sized for all six
-    elseif C.MESSAGES[r] then
+    elseif decision.reason(r) then
       d = { answer = "N", reason = r, message = nil, why = why2, customer = nil, hold = nil }
     else
       vfail(self, request, line, string.format("returned %s; expected \"accept\", \"01\", \"02\" or \"03\"", errors.quote(r)))

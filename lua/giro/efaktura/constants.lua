@@ -5,7 +5,7 @@
 --   C.MESSAGES["01"]        --> the spec's standard BillerMessage for reason 01
 --   C.KIND.EnrollmentChange.A --> "receipt-A"
 --
--- Used by request, response, process, held, biller and decision; nothing here does any work.
+-- Used by request, response, validate, held, biller and decision; nothing here does any work.
 local C = {}
 
 -- The leaves of an AccountInfoRecord in DTD order (all required by the request DTD).
@@ -52,8 +52,5 @@ C.MESSAGES = {
   ["03"] = "Det tilbys ikke efaktura for dette produktet",
 }
 C.REASONS = { "01", "02", "03" }
-
--- An agreement's lifecycle in the register (docs/efaktura.md, "Statuses").
-C.STATUSES = { "held", "answered", "active", "rejected", "stopped" }
 
 return C

@@ -12,9 +12,10 @@
 --     processed again: its stored answers are written out again, byte for byte, and the
 --     register is left as it is.
 --  2. Otherwise one database transaction covers the whole file.  Records are read one at a
---     time (giro.xml read_record) and handled in batches of BATCH: one query fetches the
---     batch's customers, one its agreements, then one multi-row statement each writes the
---     agreements, the history and the answers.  Memory holds one batch, never the file.
+--     time (giro.efaktura.request's next_record, one C call each) and handled in batches of
+--     BATCH: one query fetches the batch's agreements, one its customers, then one batch call
+--     of giro.sql (a prepared statement run for every row) each writes the agreements and the
+--     history, which holds the answers.  Memory holds one batch, never the file.
 --  3. Answers stream into the outbox (giro.efaktura.outbox: a temporary response next to the
 --     output, or an anonymous memory file for stdout), which is validated against the
 --     response XSD and fsynced.  Only then is the transaction committed (it also records the
@@ -165,7 +166,7 @@ end
 
 --- One batch of records of file `file` (its id, the time stamp, the biller, the outbox):
 -- the agreements and customers fetched in one query each, every record stepped through
--- the state machine, then the changed agreements and the history written in one statement each.
+-- the state machine, then the changed agreements and the history written in one batch call each.
 local function handle_batch(file, batch)
   local reg, b, summary, now = file.reg, file.biller, file.summary, file.now
   local keys = {}

@@ -25,24 +25,11 @@
 local xml = require("giro.xml")
 local errors = require("giro.errors")
 
+-- the format's leaves, lengths, elements and cases (giro.efaktura.constants)
 local C = require("giro.efaktura.constants")
-
--- the spec's field lengths (v2.9 field table) for the consumer's data, checked in this order
-local MAX_CHARS = C.MAX_CHARS
+local ELEMENT, KIND = C.ELEMENT, C.KIND
 
 local request = {}
-
--- The leaves of an AccountInfoRecord in DTD order (all required by the request DTD).
-request.LEAVES = C.LEAVES
-local KNOWN = {}
-for i, n in ipairs(request.LEAVES) do KNOWN[n] = i end
-
-request.SERVICE_PROVIDER_NAMES = C.SERVICE_PROVIDER_NAMES
-
-local ELEMENT = C.ELEMENT
-
--- (element, status) -> case; anything else is not a message the spec defines.
-local KIND = C.KIND
 
 local byte = string.byte
 
@@ -139,7 +126,7 @@ function request.open(path, opts)
     local spn = from.ServiceProviderName and trim(from.ServiceProviderName)
     if not spn then
       ok, err = nil, string.format("%s:%d: <FromInfo> lacks <ServiceProviderName> (expected THOR, 8080 or Thor)", name, from_line)
-    elseif not request.SERVICE_PROVIDER_NAMES[spn] then
+    elseif not C.SERVICE_PROVIDER_NAMES[spn] then
       ok, err = nil, string.format("%s:%d: ServiceProviderName %s: expected THOR, 8080 or Thor (the sender, Nets)", name, from_line, errors.quote(spn))
     end
   end
@@ -147,8 +134,9 @@ function request.open(path, opts)
     local id, sid = to.ServiceProviderID, to.ServiceID
     if not id or not sid then
       ok, err = nil, string.format("%s:%d: <ToInfo> needs <ServiceProviderID> and <ServiceID>", name, to_line)
-    elseif utf8.len(trim(id)) ~= 14 then
-      ok, err = nil, string.format("%s:%d: ServiceProviderID %s: expected 14 characters such as NOR123456789-1", name, to_line, errors.quote(id))
+    elseif utf8.len(trim(id)) ~= C.PROVIDER_LENGTH then
+      ok, err = nil, string.format("%s:%d: ServiceProviderID %s: expected %d characters such as NOR123456789-1", name, to_line,
+        errors.quote(id), C.PROVIDER_LENGTH)
     elseif trim(sid) == "" then
       ok, err = nil, string.format("%s:%d: ServiceID is empty (expected 1)", name, to_line)
     else
@@ -167,27 +155,27 @@ end
 -- character counts) run in C; what is left here runs once per record.  The checks come in
 -- this order, and a record's problem is the first that fails.
 local CHARS = {
-  { "BillerAccountNumber", min = 1, max = 32 },
-  { "ThorContentProviderId", min = 14, max = 14, trim = true },
+  { "BillerAccountNumber", min = 1, max = C.ACCOUNT_MAX },
+  { "ThorContentProviderId", min = C.PROVIDER_LENGTH, max = C.PROVIDER_LENGTH, trim = true },
   { "ThorUserId", min = 1, trim = true },
-  { "ThorUserId", max = 35 },
+  { "ThorUserId", max = C.THOR_USER_ID_MAX },
 }
-for _, m in ipairs(MAX_CHARS) do CHARS[#CHARS + 1] = { m[1], max = m[2] } end
+for _, m in ipairs(C.MAX_CHARS) do CHARS[#CHARS + 1] = { m[1], max = m[2] } end
 
 local WRAPPERS = { "EnrollmentAdd", "EnrollmentChange", "EnrollmentDelete" }
-local SPEC = xml.record_spec{ record = "AccountInfoRecord", wrappers = WRAPPERS, leaves = request.LEAVES,
+local SPEC = xml.record_spec{ record = "AccountInfoRecord", wrappers = WRAPPERS, leaves = C.LEAVES,
                               required = true, chars = CHARS }
 
 -- the problem text for a failed rule of CHARS (p.count characters in p.leaf)
 local CHARS_PROBLEM = {
   function(_, p)
     if p.count == 0 then return "BillerAccountNumber is empty" end
-    return string.format("BillerAccountNumber has %d characters (at most 32)", p.count)
+    return string.format("BillerAccountNumber has %d characters (at most %d)", p.count, C.ACCOUNT_MAX)
   end,
-  function(f) return string.format("ThorContentProviderId %s: expected 14 characters such as NOR123456789-1",
-    errors.quote(f.ThorContentProviderId)) end,
+  function(f) return string.format("ThorContentProviderId %s: expected %d characters such as NOR123456789-1",
+    errors.quote(f.ThorContentProviderId), C.PROVIDER_LENGTH) end,
   function() return "ThorUserId is empty" end,
-  function(_, p) return string.format("ThorUserId has %d characters (at most 35)", p.count) end,
+  function(_, p) return string.format("ThorUserId has %d characters (at most %d)", p.count, C.THOR_USER_ID_MAX) end,
 }
 for i = #CHARS_PROBLEM + 1, #CHARS do
   local max = CHARS[i].max
