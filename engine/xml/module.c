@@ -8,7 +8,7 @@
  *     r:next_record(spec) -> fields, line, wrapper, problem | false, event, stage | nil, msg
  *   xml.record_spec{ record=, wrappers=, leaves=, required=, chars= } -> spec
  *   xml.validate(source, schema)  -> true | nil, errors
- *   xml.writer{ encoding=, path=, indent= } -> writer | nil, msg
+ *   xml.writer{ encoding=, indent=, fd=, path=, name=, schema= } -> writer | nil, msg
  *     w:start/finish/text/cdata/leaf/leaf_cdata/empty, w:tostring(), w:commit([schema]), w:abort()
  *   xml.escape(s)
  *

@@ -12,9 +12,10 @@
 --     processed again: its stored answers are written out again, byte for byte, and the
 --     register is left as it is.
 --  2. Otherwise one database transaction covers the whole file.  Records are read one at a
---     time (giro.xml read_record) and handled in batches of BATCH: one query fetches the
---     batch's customers, one its agreements, then one multi-row statement each writes the
---     agreements, the history and the answers.  Memory holds one batch, never the file.
+--     time (giro.efaktura.request on giro.xml's next_record) and handled in batches of
+--     BATCH: one query fetches the batch's customers, one its agreements, then one db:batch
+--     call each (a prepared statement run for every row) writes the agreements and the
+--     history (which holds the answers).  Memory holds one batch, never the file.
 --  3. Answers stream into the outbox (giro.efaktura.outbox: a temporary response next to the
 --     output, or an anonymous memory file for stdout), which is validated against the
 --     response XSD and fsynced.  Only then is the transaction committed (it also records the
