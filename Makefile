@@ -109,7 +109,9 @@ deps-test:
 	@sh .ci/deps.sh $(DEPS_RUN) $(DEPS_TEST)
 
 # Every spec twice: the normal build, then the ASan+UBSan build (any leak or
-# sanitizer report fails it).  The last line is the combined "N passed, N failed".
+# sanitizer report fails it); the specs of the threaded paths once more with the
+# ThreadSanitizer build; then a leaking build that must fail (.ci/test.sh).
+# The last line is the combined "N passed, N failed".
 test: deps-test
 	@$(MAKE) --no-print-directory all build/asan/giro build/asan/giro-leak build/tsan/giro
 	@sh .ci/test.sh

@@ -7,10 +7,11 @@
 -- register) in this process and reports:
 --   --by phase     (default) wall time per phase, measured by wrapping the functions that do
 --                  each part of the job: the request's SHA-256, the XML reader (C) and the
---                  request reader's Lua around it, the biller rule, the register's SQL (Lua
---                  that builds the statements + the database's own time), the response
---                  writer, the response's XSD check and fsync, and the rest (process.lua's
---                  own Lua: fingerprints, rows, history, bookkeeping), each with its calls.
+--                  request reader's Lua around it, the biller rule, the register's SQL (the
+--                  register's Lua, and giro.sql's calls: statement run, rows read, batches),
+--                  the response writer, the response's XSD check and fsync, and the rest
+--                  (process.lua's own Lua: fingerprints, rows, history, bookkeeping), each
+--                  with its calls.
 --   --by function  CPU-time samples (debug.sethook every --every instructions, 1000) by the
 --   --by line      Lua function or line running when the sample was taken.  The time since
 --                  the previous sample lands there, so a long C call (the SQL driver, the XML
@@ -66,14 +67,9 @@ local function phase(name)
   return p
 end
 
-local function wrap(t, key, name)
-  local f = t[key]
-  if type(f) ~= "function" then
-    io.stderr:write(string.format("profile: %s has no function %s (the code changed?): not measured\n", name, key))
-    return
-  end
-  local p = phase(name)
-  t[key] = function(...)
+-- f timed as phase p
+local function timed(f, p)
+  return function(...)
     local t0 = clock()
     local top = stack[#stack]
     if top then top.self = top.self + t0 end       -- the caller's phase loses [t0, t1]
@@ -89,17 +85,32 @@ local function wrap(t, key, name)
   end
 end
 
+local function wrap(t, key, name)
+  local f = t[key]
+  if type(f) ~= "function" then
+    io.stderr:write(string.format("profile: %s has no function %s (the code changed?): not measured\n", name, key))
+    return
+  end
+  t[key] = timed(f, phase(name))
+end
+
+-- the methods of a C object: its metatable's __index table (shared by all such objects)
+local function methods_of(obj)
+  local mt = debug.getmetatable(obj)
+  local m = type(mt) == "table" and (type(mt.__index) == "table" and mt.__index or mt)
+  return type(m) == "table" and m or nil
+end
+
 -- the C reader's methods: on the metatable of a reader object (shared by all readers)
 local function wrap_reader_methods()
   local probe = assert(xml.open(opts.request))
-  local mt = debug.getmetatable(probe)
+  local methods = methods_of(probe)
   probe:close()
-  local methods = type(mt) == "table" and (type(mt.__index) == "table" and mt.__index or mt)
-  if type(methods) ~= "table" then
+  if not methods then
     io.stderr:write("profile: cannot reach giro.xml's reader methods: the C reader is counted with the request reader\n")
     return
   end
-  for _, m in ipairs({ "next", "read_record" }) do wrap(methods, m, "parse: XML reader (C, giro.xml)") end
+  for _, m in ipairs({ "next", "read_record", "next_record" }) do wrap(methods, m, "parse: XML reader (C, giro.xml)") end
 end
 
 local B_meta = getmetatable(assert(biller.load(opts.biller)))
@@ -121,28 +132,38 @@ if opts.by == "phase" then
   local reg0 = assert(register.open(opts.db))
   Reg_meta = getmetatable(reg0)
   local db_meta = getmetatable(reg0.db)
-  -- the register's methods: what is left of them once the driver's calls are taken out is
-  -- Lua building SQL text (values quoted into it) and turning rows into tables
-  for _, m in ipairs({ "agreements", "customers" }) do wrap(Reg_meta, m, "SQL: Lua in register:" .. m) end
+  -- the register's methods: what is left of them once giro.sql's calls are taken out is
+  -- Lua turning records into rows of values and result rows back into tables
+  for _, m in ipairs({ "agreements", "customers", "customer" }) do wrap(Reg_meta, m, "SQL: Lua in register:" .. m) end
   for _, m in ipairs({ "save_agreements", "add_history" }) do wrap(Reg_meta, m, "SQL: Lua in register:" .. m) end
   for _, m in ipairs({ "file_by_digest", "add_file", "update_file", "mark_delivered" }) do wrap(Reg_meta, m, "SQL: Lua in register (files)") end
-  -- the driver: statement compiled and run (execute), rows read (fetch)
-  local conn = reg0.db.conn
-  local cmt = conn and debug.getmetatable(conn)
-  local CM = type(cmt) == "table" and (type(cmt.__index) == "table" and cmt.__index or cmt)
-  if type(CM) == "table" and type(CM.execute) == "function" then
-    local cur = conn:execute("SELECT 1 AS one")
-    local kmt = type(cur) == "userdata" and debug.getmetatable(cur)
-    local KM = type(kmt) == "table" and (type(kmt.__index) == "table" and kmt.__index or kmt)
-    if type(cur) == "userdata" then cur:close() end
-    wrap(CM, "execute", "SQL: driver execute (compile + run, C)")
-    if type(KM) == "table" then wrap(KM, "fetch", "SQL: driver fetch (rows, C)") end
+  -- giro.sql (C): statements run (exec, first, batch: bind, step, rows changed) and queries'
+  -- rows (rows/arrays: the query run, then each row read by the iterator they return)
+  local CM = reg0.db.conn and methods_of(reg0.db.conn)
+  if CM then
+    wrap(CM, "exec", "SQL: giro.sql exec (C)")
+    wrap(CM, "first", "SQL: giro.sql first (C)")
+    wrap(CM, "batch", "SQL: giro.sql batch (C)")
+    local fetch = phase("SQL: giro.sql rows: each row (C)")
+    for _, m in ipairs({ "rows", "arrays" }) do
+      local run = CM[m]
+      if type(run) == "function" then
+        run = timed(run, phase("SQL: giro.sql rows: query run (C)"))
+        CM[m] = function(...)
+          local it, st, ctl, closing = run(...)
+          return timed(it, fetch), st, ctl, closing
+        end
+      else
+        io.stderr:write(string.format("profile: giro.sql has no method %s (the code changed?): not measured\n", m))
+      end
+    end
   else
-    io.stderr:write("profile: the register's connection has no execute method: driver time counted with the register's Lua\n")
+    io.stderr:write("profile: cannot reach giro.sql's connection methods: SQL time counted with the register's Lua\n")
   end
   reg0:close()
   if type(db_meta) == "table" then
     local M = type(db_meta.__index) == "table" and db_meta.__index or db_meta
+    -- giro.store's DB:begin/commit: the write lock (and PostgreSQL's sequences), COMMIT
     wrap(M, "begin", "SQL: BEGIN")
     wrap(M, "commit", "SQL: COMMIT")
   end

@@ -233,7 +233,7 @@ static void add_bytecode_searcher(lua_State *L, int package, const char *root, i
 }
 
 /* package.path = GIRO_PATH entries, giro's library, then Lua's default (so
- * Debian's busted, LuaSQL and cjson load with a plain require) without its
+ * Debian's busted, lua-socket and cjson load with a plain require) without its
  * "./" entries; package.cpath = giro's C modules, then Lua's default without "./". */
 static void set_paths(lua_State *L, const char *root, const char *moddir)
 {
