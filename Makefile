@@ -42,9 +42,9 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 TSANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Packages needed to build and run (first line) and, in addition, to test and bench.
-DEPS_RUN  := liblua5.4-dev libxml2-dev libssl-dev libcurl4-openssl-dev libreadline-dev \
+DEPS_RUN  := liblua5.4-dev libxml2-dev libssl-dev libcurl4-openssl-dev libreadline-dev libevent-dev \
              libsqlite3-dev libpq-dev lua-cjson lua-filesystem pkg-config gcc make
-DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec time sqlite3 \
+DEPS_TEST := lua-busted openssl libxml2-utils postgresql tmux lua-socket lua-sec time sqlite3 wrk \
              python3-stdnum
 
 .PHONY: all deps deps-test test test-normal test-asan demo bench install uninstall clean fuzz fuzz-build deps-fuzz

@@ -61,7 +61,7 @@ int giro_mod10_check(const char *s, size_t len, const unsigned char *w, size_t n
 /* The modules of the core, in package.preload under these names. */
 int luaopen_giro_hash(lua_State *L);     /* hash.c     */
 int luaopen_giro_xml(lua_State *L);      /* xml/       */
-int luaopen_giro_http(lua_State *L);     /* http.c     */
+int luaopen_giro_http(lua_State *L);     /* http/client.c */
 int luaopen_giro_checkdigit(lua_State *L); /* checkdigit.c */
 int luaopen_giro_url(lua_State *L);      /* url.c      */
 int luaopen_giro_record(lua_State *L);   /* record.c   */

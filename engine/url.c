@@ -12,7 +12,7 @@
  *
  * Each function names itself in its messages by its upvalue 1 ("giro.url.
  * form_encode"), so giro.http re-exports the same C functions under its own
- * names (see http.c) without a copy of this code.
+ * names (see http/client.c) without a copy of this code.
  *
  * parse_query and parse_query_map skip one leading '?' and empty segments; a
  * segment without '=' is a name with an empty value.  parse_query_map refuses
